@@ -1,0 +1,153 @@
+"""DCGAN generator and discriminator (Radford, Metz & Chintala 2015, arXiv:1511.06434).
+
+The paper's guidelines, as built here:
+
+* no pooling: the generator upsamples with stride-2 transposed convolutions, the discriminator
+  downsamples with stride-2 convolutions (kernel 4, padding 1, so each layer exactly doubles or
+  halves the side);
+* batch normalization in the generator (all layers but the output) and in the discriminator (all
+  layers but the input and the output);
+* ReLU in the generator with tanh at the output; LeakyReLU (slope 0.2) in the discriminator;
+* weights drawn from N(0, 0.02) (batch-norm scales from N(1, 0.02)), biases zero.
+
+The 64x64 network of the paper generalises to any power-of-two resolution ``R >= 32``: the
+generator projects ``z`` to a 4x4 map and doubles the side ``log2(R) - 2`` times. The width at
+side ``s`` (for the hidden maps, ``4 <= s <= R/2``) is
+
+    C(s) = min(width * (R/2) / s, max_width)
+
+so ``width`` is the channel count next to the image and each halving of the side doubles it, as in
+the paper's 1024-512-256-128 generator for 64x64 (``width=128``, ``max_width=1024``). The
+discriminator mirrors the generator with its own ``width``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from torch import Tensor, nn
+
+MIN_RESOLUTION = 32
+
+
+def check_resolution(resolution: int) -> int:
+    """Return ``log2(resolution)`` or raise a ValueError naming the bad value."""
+    if not isinstance(resolution, int) or resolution < MIN_RESOLUTION or resolution & (resolution - 1) != 0:
+        raise ValueError(
+            f"resolution={resolution!r} is not supported: DCGAN needs a power of two >= {MIN_RESOLUTION}"
+        )
+    return int(math.log2(resolution))
+
+
+def hidden_widths(resolution: int, width: int, max_width: int) -> list[int]:
+    """Channel counts of the hidden maps at sides 4, 8, ..., resolution/2 (see module docstring)."""
+    log_res = check_resolution(resolution)
+    if width < 1 or max_width < 1:
+        raise ValueError(f"widths must be positive, got width={width}, max_width={max_width}")
+    sides = [2**k for k in range(2, log_res)]
+    return [min(width * (resolution // 2) // side, max_width) for side in sides]
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class DCGANGenerator(nn.Module):
+    """z (B, z_dim) -> image (B, channels, R, R) in [-1, 1].
+
+    Layers: ConvT(z_dim -> C(4), k4 s1 p0) maps the latent, seen as a 1x1 map, to 4x4; then for
+    each side doubling ConvT(k4 s2 p1) + BN + ReLU; the last ConvT(k4 s2 p1) goes to the image
+    channels, followed by tanh.
+    """
+
+    def __init__(
+        self,
+        z_dim: int = 100,
+        resolution: int = 64,
+        channels: int = 3,
+        width: int = 64,
+        max_width: int = 512,
+    ) -> None:
+        super().__init__()
+        if z_dim < 1 or channels < 1:
+            raise ValueError(f"z_dim and channels must be positive, got z_dim={z_dim}, channels={channels}")
+        self.z_dim = z_dim
+        self.resolution = resolution
+        self.channels = channels
+        widths = hidden_widths(resolution, width, max_width)
+
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        ]
+        for c_in, c_out in itertools.pairwise(widths):
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        init_dcgan_weights(self)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """image (B, channels, R, R) -> one real/fake logit per image, shape (B,).
+
+    Layers: Conv(channels -> C(R/2), k4 s2 p1) + LeakyReLU(0.2) (no normalisation on the input
+    layer); for each further halving Conv(k4 s2 p1) + norm + LeakyReLU(0.2) down to 4x4; then
+    Conv(C(4) -> 1, k4 s1 p0) gives the logit. No sigmoid: the losses take logits, which is
+    numerically stable and safe under mixed precision.
+
+    ``norm="batch"`` is the paper's choice; ``norm="none"`` drops it, which gradient-penalty losses
+    need (the penalty is defined per sample, and batch norm couples the samples of a batch).
+    """
+
+    NORMS = ("batch", "none")
+
+    def __init__(
+        self,
+        resolution: int = 64,
+        channels: int = 3,
+        width: int = 64,
+        max_width: int = 512,
+        norm: str = "batch",
+    ) -> None:
+        super().__init__()
+        if norm not in self.NORMS:
+            raise ValueError(f"norm={norm!r} is not one of {self.NORMS}")
+        self.resolution = resolution
+        self.channels = channels
+        widths = hidden_widths(resolution, width, max_width)[::-1]  # sides R/2 ... 4
+
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for c_in, c_out in itertools.pairwise(widths):
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=norm == "none"))
+            if norm == "batch":
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=True))
+        self.net = nn.Sequential(*layers)
+        init_dcgan_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x).flatten()
+
+
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "check_resolution", "hidden_widths", "init_dcgan_weights"]
