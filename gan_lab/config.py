@@ -1,0 +1,110 @@
+"""Checks of the composed config, run before anything is built.
+
+Each failed check raises ``ConfigError`` with one line that names the key, the bad value and
+what is allowed. Hydra itself reports unknown group options and unknown keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from gan_lab.errors import ConfigError
+
+MIN_RESOLUTION = 32
+_MISSING = object()
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=_MISSING)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_power_of_two(value: Any) -> bool:
+    return _is_int(value) and value > 0 and value & (value - 1) == 0
+
+
+def check(
+    cfg: DictConfig, key: str, ok: Callable[[Any], bool], expected: str, required: bool = False
+) -> None:
+    value = _get(cfg, key)
+    if value is _MISSING:
+        if required:
+            raise ConfigError(f"{key} is missing; expected {expected}")
+        return
+    if not ok(value):
+        raise ConfigError(f"{key}={value!r} is invalid: expected {expected}")
+
+
+def positive_int(cfg: DictConfig, *keys: str, required: bool = False) -> None:
+    for key in keys:
+        check(cfg, key, lambda v: _is_int(v) and v > 0, "a positive integer", required)
+
+
+def positive_number(cfg: DictConfig, *keys: str, required: bool = False) -> None:
+    for key in keys:
+        check(cfg, key, lambda v: _is_number(v) and v > 0, "a positive number", required)
+
+
+def one_of(cfg: DictConfig, key: str, choices: Iterable[Any]) -> None:
+    choices = tuple(choices)
+    check(cfg, key, lambda v: v in choices, "one of " + ", ".join(map(str, choices)))
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` for the first out-of-range or unknown value of a training config."""
+    check(cfg, "seed", lambda v: _is_int(v) and v >= 0, "a non-negative integer", required=True)
+
+    check(
+        cfg,
+        "data.resolution",
+        lambda v: is_power_of_two(v) and v >= MIN_RESOLUTION,
+        f"a power of two >= {MIN_RESOLUTION} (32, 64, 128, 256, ...)",
+        required=True,
+    )
+    one_of(cfg, "data.channels", (1, 3))
+    positive_int(cfg, "data.batch_size", required=True)
+
+    positive_number(cfg, "model.lr_g", "model.lr_d", required=True)
+    check(
+        cfg,
+        "model.betas",
+        lambda v: len(v) == 2 and all(_is_number(b) and 0 <= b < 1 for b in v),
+        "two numbers in [0, 1), e.g. [0.5, 0.999]",
+    )
+    positive_int(cfg, "model.z_dim", "model.g_width", "model.d_width", "model.max_width", "model.num_samples")
+    one_of(cfg, "model.d_norm", ("batch", "none"))
+    check(cfg, "model.ema_kimg", lambda v: _is_number(v) and v >= 0, "a number >= 0 (0 disables the EMA)")
+    check(
+        cfg, "model.ema_rampup", lambda v: v is None or (_is_number(v) and v > 0), "a positive number or null"
+    )
+
+    check(
+        cfg,
+        "trainer.max_steps",
+        lambda v: _is_int(v) and (v > 0 or v == -1),
+        "a positive number of iterations (or -1 for no limit)",
+        required=True,
+    )
+    positive_int(cfg, "trainer.log_every_n_steps")
+    if _get(cfg, "trainer.use_distributed_sampler") is True:
+        raise ConfigError(
+            "trainer.use_distributed_sampler=True is not supported: the datamodules shard each batch "
+            "across devices themselves, in an order that resumes exactly"
+        )
+    positive_int(cfg, "callbacks.checkpoint.every_n_train_steps", "callbacks.samples.every_n_iters")
+    check(
+        cfg,
+        "callbacks.checkpoint.save_top_k",
+        lambda v: _is_int(v) and v >= -1,
+        "an integer >= -1 (-1 keeps every snapshot)",
+    )

@@ -1,0 +1,167 @@
+"""Training entry point: ``python train.py [overrides]`` (Hydra main, config ``conf/train.yaml``).
+
+Flow: compose the config (for a resume: the checkpoint's own overrides, then the command line's)
+-> validate it -> build datamodule, module, callbacks, loggers, trainer -> fit. Every mistake a
+user can make in the config, the dataset or the checkpoint is reported as one line before
+training starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from gan_lab.checkpoints import (
+    RunMetadata,
+    check_module,
+    check_state_matches,
+    load_checkpoint,
+    merge_overrides,
+)
+from gan_lab.config import validate
+from gan_lab.errors import GanLabError
+from gan_lab.utils.checkpoint_io import AtomicCheckpointIO
+
+log = logging.getLogger("gan_lab.train")
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def command_line_overrides() -> list[str]:
+    """The task overrides of the current Hydra job (empty outside a Hydra app)."""
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
+def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, list[str]]:
+    """The config of a resumed run: the checkpoint's overrides with this command line's on top.
+
+    ``python train.py ckpt_path=RUN/checkpoints/last.ckpt`` thus resumes the run as it was
+    configured (model, data, loss, ...), and ``trainer.max_steps=N`` given with it extends it.
+    """
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    meta = checkpoint["gan_lab"]
+    merged = merge_overrides(list(meta.get("overrides", [])), overrides)
+    config_name = HydraConfig.get().job.config_name if HydraConfig.initialized() else "train"
+    resumed = hydra.compose(config_name=config_name, overrides=merged)
+    stored = meta.get("config") or {}
+    explicit = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    with open_dict(resumed):
+        if "run_name" not in explicit and "run_name" in stored:
+            resumed.run_name = stored["run_name"]
+        wandb_id = meta.get("wandb_id")
+        if wandb_id and OmegaConf.select(resumed, "logger.wandb") is not None:
+            if "logger.wandb.id" not in explicit:
+                resumed.logger.wandb.id = wandb_id
+            resumed.logger.wandb.resume = "allow"
+    check_module(meta, get_class(resumed.model._target_), cfg.ckpt_path)
+    return resumed, merged
+
+
+def prepare_config(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
+    """Compose (resume) and validate; returns the config and the overrides that produced it."""
+    overrides = command_line_overrides()
+    if cfg.get("ckpt_path"):
+        cfg, overrides = resume_config(cfg, overrides)
+    validate(cfg)
+    return cfg, overrides
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+
+
+def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
+    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+
+
+def build_module(cfg: DictConfig) -> pl.LightningModule:
+    """The LightningModule of ``cfg.model`` with the loss of ``cfg.loss``."""
+    return instantiate(cfg.model, loss=cfg.loss, _convert_="all")
+
+
+def write_run_config(cfg: DictConfig, overrides: list[str]) -> None:
+    """Make the run folder's ``.hydra/`` describe what actually runs (a resume recomposes the config)."""
+    if not HydraConfig.initialized():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir) / ".hydra"
+    if folder.is_dir():
+        OmegaConf.save(cfg, folder / "config.yaml")
+        OmegaConf.save(OmegaConf.create(overrides), folder / "overrides.yaml")
+
+
+def silence_known_noise() -> None:
+    """Hide Lightning messages that do not apply to the lab's loop (each one checked by hand)."""
+    # G_ema is kept in eval mode on purpose (GANModule.train)
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    # checkpoints are taken between iterations, after both updates, which is what resuming needs
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # an advertisement for a hosted logger
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdvert) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropAdvert())
+
+
+class _DropAdvert(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
+    """Train the configured GAN; returns the last logged metrics."""
+    silence_known_noise()
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()  # a missing dataset fails here, with how to get it
+    model = build_module(cfg)
+    if cfg.get("ckpt_path"):
+        check_state_matches(model, load_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
+    callbacks = [*build_callbacks(cfg), RunMetadata(cfg, overrides or [])]
+    loggers = build_loggers(cfg)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(config)
+    if cfg.get("ckpt_path"):
+        log.info("resuming from %s", cfg.ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    log.info(
+        "finished at iteration %d (%.1f kimg); run folder: %s",
+        trainer.global_step,
+        model.kimg,
+        cfg.paths.output_dir,
+    )
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    cfg, overrides = prepare_config(cfg)
+    if cfg.get("ckpt_path"):
+        write_run_config(cfg, overrides)
+    return train(cfg, overrides)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except GanLabError as e:
+        log.error("%s", e)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""`python train.py ...` as a user runs it: run folder, one-line errors, a killed run, W&B offline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from .conftest import REPO, SMALL
+
+pytestmark = pytest.mark.slow
+
+
+def train_cmd(*overrides: str) -> list[str]:
+    return [sys.executable, str(REPO / "train.py"), *SMALL, *overrides]
+
+
+def env_for(data_root: Path, wandb_mode: str = "disabled") -> dict[str, str]:
+    return {**os.environ, "GAN_LAB_DATA": str(data_root), "WANDB_MODE": wandb_mode, "PYTHONUNBUFFERED": "1"}
+
+
+def run_train(
+    cwd: Path, data_root: Path, *overrides: str, wandb_mode: str = "disabled"
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        train_cmd(*overrides),
+        cwd=cwd,
+        env=env_for(data_root, wandb_mode),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_run_folder_layout(tmp_path: Path, fashion_root: Path) -> None:
+    done = run_train(
+        tmp_path,
+        fashion_root,
+        "trainer.max_steps=6",
+        "callbacks.checkpoint.every_n_train_steps=3",
+        "callbacks.samples.every_n_iters=3",
+        "trainer.log_every_n_steps=3",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = list((tmp_path / "outputs" / "runs").iterdir())
+    assert len(runs) == 1 and runs[0].name.endswith("_dcgan_fashion_mnist")
+    run = runs[0]
+    for rel in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "train.log",
+        "checkpoints/last.ckpt",
+        "checkpoints/iter_0000003.ckpt",
+        "samples/iter_0000000.png",
+        "samples/iter_0000006.png",
+        "csv/metrics.csv",
+    ):
+        assert (run / rel).is_file(), rel
+    log = (run / "train.log").read_text()
+    assert "finished at iteration 6" in log
+
+
+def test_bad_value_is_one_line_before_training(tmp_path: Path, fashion_root: Path) -> None:
+    done = run_train(tmp_path, fashion_root, "data.resolution=48")
+    assert done.returncode == 2
+    output = done.stdout + done.stderr
+    assert "data.resolution=48 is invalid: expected a power of two >= 32" in output
+    assert "Traceback" not in output
+    assert not list(tmp_path.glob("outputs/runs/*/checkpoints"))
+
+
+def test_unknown_option_keeps_hydras_message(tmp_path: Path, fashion_root: Path) -> None:
+    done = run_train(tmp_path, fashion_root, "model=nosuchgan")
+    assert done.returncode != 0
+    assert "Could not find 'model/nosuchgan'" in done.stderr
+
+
+def test_missing_dataset_is_one_line_with_both_ways(tmp_path: Path) -> None:
+    done = run_train(tmp_path, tmp_path / "empty", "trainer.max_steps=1")
+    assert done.returncode == 2
+    output = done.stdout + done.stderr
+    assert "Fashion-MNIST not found" in output and "apt-get install dataset-fashion-mnist" in output
+    assert "make data" in output and "Traceback" not in output
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path, fashion_root: Path) -> None:
+    run_dir = tmp_path / "killed"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen(
+        train_cmd(
+            "trainer.max_steps=100000",
+            "callbacks.checkpoint.every_n_train_steps=4",
+            "callbacks.samples.every_n_iters=1000",
+            f"hydra.run.dir={run_dir}",
+        ),
+        cwd=tmp_path,
+        env=env_for(fashion_root),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            if last.is_file() and len(list(last.parent.glob("iter_*.ckpt"))) >= 3:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run wrote no checkpoints")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]  # complete, loadable
+    assert step >= 8 and step % 4 == 0
+    resumed = run_train(
+        tmp_path,
+        fashion_root,
+        f"ckpt_path={last}",
+        f"trainer.max_steps={step + 3}",
+        f"hydra.run.dir={tmp_path / 'resumed'}",
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = torch.load(
+        tmp_path / "resumed" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True
+    )
+    assert final["global_step"] == step + 3
+    assert final["images_seen"] == (step + 3) * 16
+    # the resumed run's folder records the config it actually ran (the killed run's, extended)
+    overrides = (tmp_path / "resumed" / ".hydra" / "overrides.yaml").read_text()
+    assert "model.g_width=8" in overrides and f"trainer.max_steps={step + 3}" in overrides
+
+
+def test_wandb_offline_writes_its_run_files(tmp_path: Path, fashion_root: Path) -> None:
+    run_dir = tmp_path / "wb"
+    done = run_train(
+        tmp_path,
+        fashion_root,
+        "logger=wandb",
+        "trainer.max_steps=3",
+        "trainer.log_every_n_steps=1",
+        f"hydra.run.dir={run_dir}",
+        wandb_mode="offline",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb")), "no W&B run file"
+    # the checkpoint remembers the W&B run, so a resume continues it
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["gan_lab"]["wandb_id"] and ckpt["gan_lab"]["wandb_id"] in runs[0].name

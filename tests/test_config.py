@@ -1,0 +1,75 @@
+"""The composed config: defaults, composition of overrides, and one-line errors for bad values."""
+
+import pytest
+
+from gan_lab.config import validate
+from gan_lab.errors import ConfigError
+
+
+def test_defaults(compose_cfg) -> None:
+    cfg = compose_cfg()
+    assert cfg.model._target_ == "gan_lab.modules.DCGAN"
+    assert cfg.data._target_ == "gan_lab.data.FashionMNISTDataModule"
+    assert cfg.loss._target_ == "gan_lab.losses.NonSaturatingLoss"
+    assert cfg.run_name == "dcgan_fashion_mnist"
+    validate(cfg)
+
+
+def test_default_logger_is_offline_wandb() -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gan_lab.train import CONFIG_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="train")
+    assert cfg.logger.wandb._target_.endswith("WandbLogger")
+    assert cfg.logger.wandb.offline is True
+
+
+def test_resolution_and_channels_flow_from_data_to_model(compose_cfg) -> None:
+    cfg = compose_cfg("data.resolution=128", "data.channels=3")
+    assert cfg.model.resolution == 128 and cfg.model.channels == 3
+
+
+def test_overrides_compose(compose_cfg) -> None:
+    cfg = compose_cfg(
+        "seed=7",
+        "data.batch_size=32",
+        "model.lr_g=1e-4",
+        "model.lr_d=4e-4",
+        "trainer.max_steps=123",
+        "logger=none",
+    )
+    assert (cfg.seed, cfg.data.batch_size, cfg.trainer.max_steps) == (7, 32, 123)
+    assert (cfg.model.lr_g, cfg.model.lr_d) == (1e-4, 4e-4)
+    assert cfg.model.seed == 7 and cfg.data.seed == 7
+    assert not cfg.logger
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("data.resolution=48", "data.resolution=48"),
+        ("data.resolution=16", "data.resolution=16"),
+        ("data.channels=2", "data.channels=2"),
+        ("data.batch_size=0", "data.batch_size=0"),
+        ("model.lr_g=-0.001", "model.lr_g=-0.001"),
+        ("model.lr_d=0", "model.lr_d=0"),
+        ("model.betas=[0.5,1.5]", "model.betas"),
+        ("model.d_norm=layer", "model.d_norm='layer'"),
+        ("model.ema_kimg=-1", "model.ema_kimg=-1"),
+        ("trainer.max_steps=0", "trainer.max_steps=0"),
+        ("seed=-3", "seed=-3"),
+        ("callbacks.samples.every_n_iters=0", "callbacks.samples.every_n_iters=0"),
+        ("trainer.use_distributed_sampler=true", "trainer.use_distributed_sampler"),
+    ],
+)
+def test_bad_values_are_named(compose_cfg, override: str, named: str) -> None:
+    cfg = compose_cfg(override)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    message = str(err.value)
+    assert named in message
+    assert "\n" not in message
