@@ -56,8 +56,10 @@ class RunMetadata(pl.Callback):
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a lab checkpoint on the CPU (memory-mapped, ``weights_only``), or raise CheckpointError."""
     p = Path(path).expanduser()
-    if not p.is_file():
+    if not p.exists():
         raise CheckpointError(f"ckpt_path={path} does not exist")
+    if not p.is_file():
+        raise CheckpointError(f"ckpt_path={path} is not a file (expected e.g. RUN/checkpoints/last.ckpt)")
     try:
         checkpoint = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:

@@ -107,6 +107,8 @@ def silence_known_noise() -> None:
     # checkpoints are taken between iterations, after both updates, which is what resuming needs
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # a resumed run writes to its own folder, so the previous folder's snapshot list is not reloaded
+    warnings.filterwarnings("ignore", message="The dirpath has changed from")
     # an advertisement for a hosted logger
     rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     if not any(isinstance(f, _DropAdvert) for f in rank_zero.filters):

@@ -8,7 +8,7 @@ from gan_lab.data.datamodule import ResumableDataLoader
 from gan_lab.data.fashion_mnist import FashionMNISTDataModule
 from gan_lab.data.idx import read_idx, write_idx
 from gan_lab.data.sampler import SeededBatchSampler
-from gan_lab.errors import DatasetFormatError, DatasetNotFoundError
+from gan_lab.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
 
 from .conftest import write_fashion_mnist
 
@@ -159,3 +159,8 @@ def test_images_and_labels_that_disagree_are_reported(tmp_path: Path) -> None:
     write_idx(raw / "train-labels-idx1-ubyte", np.zeros(19, np.uint8))
     with pytest.raises(DatasetFormatError, match="19 labels for 20 images"):
         make_dm(tmp_path)
+
+
+def test_batch_larger_than_the_dataset_names_the_setting(fashion_root: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data.batch_size=512 is larger than the train split .*256 images"):
+        make_dm(fashion_root, batch_size=512)

@@ -162,6 +162,8 @@ def test_resume_reuses_the_runs_config(compose_cfg, tmp_path: Path) -> None:
 def test_bad_checkpoints_are_refused_before_training(compose_cfg, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         run(compose_cfg(f"ckpt_path={tmp_path / 'nope.ckpt'}"))
+    with pytest.raises(CheckpointError, match="is not a file"):
+        run(compose_cfg(f"ckpt_path={tmp_path}"))
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):

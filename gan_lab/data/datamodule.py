@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from gan_lab.data.sampler import SeededBatchSampler
 from gan_lab.data.transforms import match_channels, to_signed_unit
+from gan_lab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,9 @@ class TensorBatchDataset(Dataset):
 
     def __init__(self, images: Tensor, labels: Tensor) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be a uint8 (N, C, H, W) tensor, got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"images must be a uint8 (N, C, H, W) tensor, got {images.dtype} {tuple(images.shape)}"
+            )
         if labels.shape[0] != images.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
         self.images = images
@@ -68,7 +71,9 @@ class ResumableDataLoader(DataLoader):
         changed = {k: (v, current.get(k)) for k, v in state.items() if current.get(k) != v}
         if changed:
             detail = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changed.items())
-            warnings.warn(f"resuming with a different data order than the checkpoint's ({detail})", stacklevel=2)
+            warnings.warn(
+                f"resuming with a different data order than the checkpoint's ({detail})", stacklevel=2
+            )
 
 
 class InMemoryImageDataModule(pl.LightningDataModule):
@@ -121,6 +126,13 @@ class InMemoryImageDataModule(pl.LightningDataModule):
         if self.dataset is None:
             images, labels = self.load()
             self.dataset = TensorBatchDataset(images, labels)
+            world_size = self.trainer.world_size if self.trainer is not None else 1
+            if len(self.dataset) < self.batch_size * world_size:
+                devices = f" x {world_size} devices" if world_size > 1 else ""
+                raise ConfigError(
+                    f"data.batch_size={self.batch_size}{devices} is larger than the {self.split} split "
+                    f"of {self.name} ({len(self.dataset)} images)"
+                )
             log.info(
                 "%s/%s: %d images %s in memory (%.1f MB)",
                 self.name,
@@ -145,7 +157,9 @@ class InMemoryImageDataModule(pl.LightningDataModule):
         )
         return ResumableDataLoader(self.dataset, batch_sampler=sampler, collate_fn=_keep_batch, num_workers=0)
 
-    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+    def on_after_batch_transfer(
+        self, batch: tuple[Tensor, Tensor], dataloader_idx: int
+    ) -> tuple[Tensor, Tensor]:
         images, labels = batch
         return self.transform(images), labels
 
