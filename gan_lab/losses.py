@@ -4,12 +4,17 @@ Every loss here takes raw logits ``D(x)`` (no sigmoid), which keeps the log-sigm
 their numerically stable ``softplus`` form and lets mixed precision use them safely.
 Losses are averaged over the batch.
 
+Regularizers (R1, path length) are functions of the inputs they differentiate against.
+
 A loss object has two methods, ``discriminator(real_logits, fake_logits)`` and
 ``generator(fake_logits)``; the GAN module calls them and never needs to know which loss it has.
 """
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -59,3 +64,41 @@ class NonSaturatingLoss(AdversarialLoss):
 
     def generator(self, fake_logits: Tensor) -> Tensor:
         return nonsaturating_g_loss(fake_logits)
+
+
+# ---------------------------------------------------------------------------- regularizers
+def input_gradients(outputs: Tensor, inputs: Tensor, grad_scale: float = 1.0) -> Tensor:
+    """``d(sum outputs)/d inputs`` with a graph (for penalties that are themselves trained on).
+
+    Under float16 loss scaling the outputs are multiplied by ``grad_scale`` before
+    differentiation and the gradients divided by it, as PyTorch's AMP recipe for gradient
+    penalties prescribes (small gradients would otherwise flush to zero).
+    """
+    (grads,) = torch.autograd.grad(outputs.sum() * grad_scale, inputs, create_graph=True)
+    return grads / grad_scale if grad_scale != 1.0 else grads
+
+
+def r1_penalty(real_logits: Tensor, real_images: Tensor, grad_scale: float = 1.0) -> Tensor:
+    """R1 (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?", eq. 9):
+    per-sample squared gradient norm of D on real images, ``||grad_x D(x)||^2``.
+
+    The regularization term is ``gamma / 2 * E[||grad_x D(x)||^2]`` (StyleGAN2's convention;
+    some codebases use ``gamma * E[...]``, a factor of 2 apart). ``real_images`` must require
+    grad and ``real_logits`` be computed from them.
+    """
+    grads = input_gradients(real_logits, real_images, grad_scale)
+    return grads.float().square().sum(dim=[1, 2, 3])
+
+
+def path_lengths(images: Tensor, ws: Tensor, noise: Tensor, grad_scale: float = 1.0) -> Tensor:
+    """Path lengths of StyleGAN2's path-length regularization (Karras et al. 2020, eq. 4):
+
+        a = || J_w^T y ||_2,   y = noise / sqrt(H * W),   noise ~ N(0, I)
+
+    with the norm taken over ``w_dim`` and averaged (in the square) over the ``num_ws`` copies of
+    w, as StyleGAN2-ADA computes it: ``sqrt(mean_ws(sum_wdim(g^2)))`` with ``g = d(sum(G(w) * y))/dw``.
+    ``noise`` is the un-normalised N(0, 1) draw of the images' shape. Returns one length per sample.
+    """
+    y = noise / math.sqrt(images.shape[2] * images.shape[3])
+    grads = input_gradients(images * y, ws, grad_scale)
+    return grads.float().square().sum(dim=2).mean(dim=1).sqrt()

@@ -2,5 +2,6 @@
 
 from gan_lab.modules.dcgan import DCGAN
 from gan_lab.modules.gan import GANModule
+from gan_lab.modules.stylegan import StyleGAN
 
-__all__ = ["DCGAN", "GANModule"]
+__all__ = ["DCGAN", "GANModule", "StyleGAN"]

@@ -1,0 +1,142 @@
+"""StyleGAN2 training (Karras et al. 2020; the training setup of StyleGAN2-ADA) on the GAN base.
+
+Per iteration, in StyleGAN2-ADA's phase order:
+
+* G main: non-saturating loss on fakes made with style mixing;
+* G reg, every ``pl_interval`` (4) iterations: path-length regularization on
+  ``B / pl_batch_shrink`` fakes, ``pl_interval * pl_weight * E[(a - a_mean)^2]``, ``a_mean`` an
+  exponential average of the path lengths (decay ``pl_decay``);
+* D main: logistic loss on reals and fakes;
+* D reg, every ``r1_interval`` (16) iterations: ``r1_interval * gamma / 2 * E||grad D(x)||^2``;
+
+then the EMA update of ``G_ema``. Adam with betas (0, 0.99); learning rates and betas corrected
+for the lazy intervals (see ``gan_lab/modules/gan.py``).
+
+Style mixing (StyleGAN, section 3.1): with probability ``style_mixing_prob`` a batch takes its
+ws from a second latent from a random layer ``cutoff`` in [1, num_ws) on.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gan_lab.losses import AdversarialLoss, NonSaturatingLoss, path_lengths
+from gan_lab.modules.gan import GANModule, LossAndLogs
+from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
+
+
+class StyleGAN(GANModule):
+    """StyleGAN2 (config F networks, StyleGAN2-ADA training details). See ``conf/model/stylegan.yaml``."""
+
+    generator_first = True
+
+    def __init__(
+        self,
+        resolution: int = 256,
+        channels: int = 3,
+        z_dim: int = 512,
+        w_dim: int = 512,
+        map_layers: int = 8,
+        channel_base: int = 16384,
+        channel_max: int = 512,
+        conv_clamp: float | None = 256,
+        mbstd_group: int = 4,
+        mbstd_channels: int = 1,
+        style_mixing_prob: float = 0.9,
+        loss: AdversarialLoss | None = None,
+        lr_g: float = 0.0025,
+        lr_d: float = 0.0025,
+        betas: tuple[float, float] | list[float] = (0.0, 0.99),
+        r1_gamma: float = 10.0,
+        r1_interval: int = 16,
+        pl_weight: float = 2.0,
+        pl_interval: int = 4,
+        pl_decay: float = 0.01,
+        pl_batch_shrink: int = 2,
+        ema_kimg: float = 10.0,
+        ema_rampup: float | None = None,
+        sample_psi: float = 1.0,
+        num_samples: int = 64,
+        seed: int = 0,
+    ) -> None:
+        if not 0 <= style_mixing_prob <= 1:
+            raise ValueError(f"style_mixing_prob={style_mixing_prob} must be in [0, 1]")
+        if pl_interval < 1 or pl_batch_shrink < 1:
+            raise ValueError(f"pl_interval={pl_interval} and pl_batch_shrink={pl_batch_shrink} must be >= 1")
+        generator = StyleGANGenerator(
+            resolution, channels, z_dim, w_dim, map_layers, channel_base, channel_max, conv_clamp
+        )
+        discriminator = StyleGANDiscriminator(
+            resolution, channels, channel_base, channel_max, mbstd_group, mbstd_channels, conv_clamp
+        )
+        super().__init__(
+            generator,
+            discriminator,
+            loss if loss is not None else NonSaturatingLoss(),
+            lr_g=lr_g,
+            lr_d=lr_d,
+            betas=betas,
+            ema_kimg=ema_kimg,
+            ema_rampup=ema_rampup,
+            r1_gamma=r1_gamma,
+            r1_interval=r1_interval,
+            num_samples=num_samples,
+            seed=seed,
+        )
+        self.save_hyperparameters(ignore=["loss"])
+        self.style_mixing_prob = float(style_mixing_prob)
+        self.pl_weight, self.pl_interval = float(pl_weight), int(pl_interval)
+        self.pl_decay, self.pl_batch_shrink = float(pl_decay), int(pl_batch_shrink)
+        self.sample_psi = float(sample_psi)
+        self.register_buffer("pl_mean", torch.zeros([]))
+
+    # ------------------------------------------------------------------ generation
+    def mixed_ws(self, z: Tensor) -> Tensor:
+        """ws of the trained mapping with style mixing; one random cutoff per batch (StyleGAN2-ADA).
+
+        Written with masks instead of indexing by a random tensor, so it never synchronises a GPU.
+        """
+        ws = self.G.mapping(z)
+        if self.style_mixing_prob <= 0:
+            return ws
+        num_ws = ws.shape[1]
+        cutoff = torch.randint(1, num_ws, (), generator=self.rng, device=z.device)
+        mix = torch.rand((), generator=self.rng, device=z.device) < self.style_mixing_prob
+        cutoff = torch.where(mix, cutoff, torch.full_like(cutoff, num_ws))
+        z2 = torch.randn(z.shape, generator=self.rng, device=z.device, dtype=z.dtype)
+        ws2 = self.G.mapping(z2, update_w_avg=False)
+        later = (torch.arange(num_ws, device=z.device) >= cutoff).view(1, -1, 1)
+        return torch.where(later, ws2, ws)
+
+    def generate(self, z: Tensor) -> Tensor:
+        return self.G.synthesis(self.mixed_ws(z), noise_mode="random", rng=self.rng)
+
+    @torch.no_grad()
+    def sample(self, z: Tensor | None = None, truncation_psi: float | None = None) -> Tensor:
+        """EMA generator with constant noise (reproducible grids) and truncation ``sample_psi``."""
+        z = self.sample_z if z is None else z.to(self.device)
+        psi = self.sample_psi if truncation_psi is None else truncation_psi
+        return self.G_ema(z, truncation_psi=psi, noise_mode="const")
+
+    # ------------------------------------------------------------------ regularization
+    @property
+    def g_reg_interval(self) -> int | None:
+        return self.pl_interval if self.pl_weight > 0 else None
+
+    def generator_regularization(self, batch_size: int) -> LossAndLogs:
+        """Path-length regularization (StyleGAN2, section 3.2), lazy and on a shrunk batch."""
+        n = max(batch_size // self.pl_batch_shrink, 1)
+        ws = self.mixed_ws(self.draw_latents(n, self.rng))
+        images = self.G.synthesis(ws, noise_mode="random", rng=self.rng)
+        noise = torch.randn(images.shape, generator=self.rng, device=images.device, dtype=torch.float32)
+        lengths = path_lengths(images, ws, noise.to(images.dtype), self.grad_scale())
+        pl_mean = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
+        self.pl_mean.copy_(pl_mean.detach())
+        penalty = (lengths - pl_mean).square()
+        loss = penalty.mean() * self.pl_weight * self.pl_interval
+        # images[:, 0, 0, 0] * 0 keeps the synthesis network's parameters in the graph (DDP)
+        return loss + images[:, 0, 0, 0].sum() * 0, {
+            "reg/pl_penalty": penalty.detach().mean(),
+            "reg/pl_mean": self.pl_mean.detach().clone(),
+        }
