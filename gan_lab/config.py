@@ -88,6 +88,26 @@ def validate(cfg: DictConfig) -> None:
         cfg, "model.ema_rampup", lambda v: v is None or (_is_number(v) and v > 0), "a positive number or null"
     )
 
+    # StyleGAN (checked when present)
+    positive_int(
+        cfg, "model.w_dim", "model.map_layers", "model.channel_base", "model.channel_max", "model.mbstd_group"
+    )
+    positive_int(cfg, "model.r1_interval", "model.pl_interval", "model.pl_batch_shrink")
+    for key in ("model.r1_gamma", "model.pl_weight"):
+        check(cfg, key, lambda v: _is_number(v) and v >= 0, "a number >= 0 (0 disables it)")
+    check(cfg, "model.style_mixing_prob", lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]")
+    check(cfg, "model.pl_decay", lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]")
+    check(
+        cfg, "model.conv_clamp", lambda v: v is None or (_is_number(v) and v > 0), "a positive number or null"
+    )
+    check(cfg, "model.sample_psi", _is_number, "a number (1 = no truncation)")
+    group, batch = _get(cfg, "model.mbstd_group"), _get(cfg, "data.batch_size")
+    if _is_int(group) and _is_int(batch) and group > 0 and batch % min(group, batch):
+        raise ConfigError(
+            f"data.batch_size={batch} is not divisible by model.mbstd_group={group} "
+            "(the minibatch standard deviation layer splits each batch into groups of that size)"
+        )
+
     check(
         cfg,
         "trainer.max_steps",

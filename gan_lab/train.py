@@ -29,9 +29,11 @@ from gan_lab.checkpoints import (
 )
 from gan_lab.config import validate
 from gan_lab.errors import GanLabError
+from gan_lab.resolvers import register as register_resolvers
 from gan_lab.utils.checkpoint_io import AtomicCheckpointIO
 
 log = logging.getLogger("gan_lab.train")
+register_resolvers()
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -51,6 +53,9 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, li
     """
     checkpoint = load_checkpoint(cfg.ckpt_path)
     meta = checkpoint["gan_lab"]
+    if any(o.split("=", 1)[0].lstrip("+~") == "model" for o in overrides):
+        # model=... given with ckpt_path: refuse a mismatch before mixing the two runs' settings
+        check_module(meta, get_class(cfg.model._target_), cfg.ckpt_path)
     merged = merge_overrides(list(meta.get("overrides", [])), overrides)
     config_name = HydraConfig.get().job.config_name if HydraConfig.initialized() else "train"
     resumed = hydra.compose(config_name=config_name, overrides=merged)

@@ -24,9 +24,6 @@ REPO = Path(__file__).resolve().parent.parent
 # Overrides that keep test runs small and hermetic: tiny networks, the fake dataset only.
 SMALL = [
     "logger=csv",
-    "model.g_width=8",
-    "model.d_width=8",
-    "model.num_samples=16",
     "data.batch_size=16",
     "data.search_dirs=[]",
     "data.download=false",
@@ -34,6 +31,22 @@ SMALL = [
     "~callbacks.model_summary",
     "callbacks.progress.refresh_rate=0",
 ]
+TINY_MODEL = {
+    "dcgan": ["model.g_width=8", "model.d_width=8", "model.num_samples=16"],
+    "stylegan": [
+        "model.z_dim=32",
+        "model.w_dim=32",
+        "model.channel_base=128",
+        "model.channel_max=16",
+        "model.num_samples=16",
+    ],
+}
+
+
+def small_overrides(overrides: tuple[str, ...] | list[str]) -> list[str]:
+    """SMALL plus the tiny-network overrides of the model the overrides select (default dcgan)."""
+    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "dcgan")
+    return [*SMALL, *TINY_MODEL.get(model, [])]
 
 
 def garment_like_images(n: int, seed: int) -> np.ndarray:
@@ -76,7 +89,8 @@ def compose_cfg(tmp_path: Path, fashion_root: Path) -> ComposeFn:
         GlobalHydra.instance().clear()
         initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="train")
         # bare: only the given overrides, as a user resuming with `ckpt_path=...` alone would type
-        all_overrides = list(overrides) if bare else [*SMALL, f"data.root={fashion_root}", *overrides]
+        small = small_overrides(overrides)
+        all_overrides = list(overrides) if bare else [*small, f"data.root={fashion_root}", *overrides]
         cfg = compose(config_name="train", overrides=all_overrides, return_hydra_config=True)
         out = run_dir or tmp_path / "run"
         with open_dict(cfg):

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import REPO, SMALL
+from .conftest import REPO, small_overrides
 
 pytestmark = pytest.mark.slow
 
 
 def train_cmd(*overrides: str) -> list[str]:
-    return [sys.executable, str(REPO / "train.py"), *SMALL, *overrides]
+    return [sys.executable, str(REPO / "train.py"), *small_overrides(overrides), *overrides]
 
 
 def env_for(data_root: Path, wandb_mode: str = "disabled") -> dict[str, str]:
@@ -154,3 +154,36 @@ def test_wandb_offline_writes_its_run_files(tmp_path: Path, fashion_root: Path) 
     # the checkpoint remembers the W&B run, so a resume continues it
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["gan_lab"]["wandb_id"] and ckpt["gan_lab"]["wandb_id"] in runs[0].name
+
+
+def test_stylegan_run_writes_its_folder_and_resumes(tmp_path: Path, fashion_root: Path) -> None:
+    first, resumed = tmp_path / "sg", tmp_path / "sg_resumed"
+    done = run_train(
+        tmp_path,
+        fashion_root,
+        "model=stylegan",
+        "data.resolution=32",
+        "trainer.max_steps=5",
+        "callbacks.samples.every_n_iters=5",
+        f"hydra.run.dir={first}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    for rel in (".hydra/config.yaml", "train.log", "checkpoints/last.ckpt", "samples/iter_0000005.png"):
+        assert (first / rel).is_file(), rel
+    again = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}",
+            "trainer.max_steps=7",
+            f"hydra.run.dir={resumed}",
+        ],
+        cwd=tmp_path,
+        env=env_for(fashion_root),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    final = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert final["global_step"] == 7 and final["gan_lab"]["module"] == "StyleGAN"

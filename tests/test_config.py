@@ -1,5 +1,7 @@
 """The composed config: defaults, composition of overrides, and one-line errors for bad values."""
 
+import re
+
 import pytest
 
 from gan_lab.config import validate
@@ -73,3 +75,22 @@ def test_bad_values_are_named(compose_cfg, override: str, named: str) -> None:
     message = str(err.value)
     assert named in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("model.style_mixing_prob=1.5", "model.style_mixing_prob=1.5"),
+        ("model.r1_gamma=-1", "model.r1_gamma=-1"),
+        ("model.pl_interval=0", "model.pl_interval=0"),
+        ("model.mbstd_group=5", "data.batch_size=16 is not divisible by model.mbstd_group=5"),
+        ("model.map_layers=0", "model.map_layers=0"),
+    ],
+)
+def test_bad_stylegan_values_are_named(compose_cfg, override: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        validate(compose_cfg("model=stylegan", override))
+
+
+def test_stylegan_defaults_validate(compose_cfg) -> None:
+    validate(compose_cfg("model=stylegan"))

@@ -1,0 +1,159 @@
+"""StyleGAN2 training on the GAN base: lazy schedule, optimizer corrections, mixing, resume, bf16."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_lab.errors import CheckpointError
+from gan_lab.modules import StyleGAN
+from gan_lab.train import build_module, run
+
+from .test_training import assert_same_training_state, state
+
+SG = "model=stylegan"
+
+
+def tiny_stylegan(**kwargs) -> StyleGAN:
+    defaults = dict(
+        resolution=32, channels=1, z_dim=16, w_dim=16, map_layers=2, channel_base=64, channel_max=8
+    )
+    return StyleGAN(**{**defaults, **kwargs})
+
+
+def test_config_defaults_follow_stylegan2_ada_auto(compose_cfg) -> None:
+    cfg = compose_cfg(SG, "data.resolution=64", "data.batch_size=32", bare=True)
+    m = cfg.model
+    assert m.r1_gamma == pytest.approx(0.0002 * 64**2 / 32)
+    assert m.ema_kimg == pytest.approx(10.0)
+    assert (m.lr_g, m.lr_d, list(m.betas)) == (0.0025, 0.0025, [0.0, 0.99])
+    assert (m.mbstd_group, m.map_layers, m.style_mixing_prob) == (4, 2, 0.9)
+    assert (m.r1_interval, m.pl_interval, m.pl_weight, m.pl_decay, m.pl_batch_shrink) == (16, 4, 2.0, 0.01, 2)
+    big = compose_cfg(SG, "data.resolution=1024", "data.batch_size=4", "trainer.devices=8", bare=True).model
+    assert big.channel_base == 32768 and big.lr_g == 0.002
+    assert big.r1_gamma == pytest.approx(0.0002 * 1024**2 / 32)  # total batch 4 x 8 devices
+    assert big.mbstd_group == 4
+
+
+def test_lazy_regularization_corrects_adam() -> None:
+    model = tiny_stylegan(r1_gamma=1.0, lr_g=0.0025, lr_d=0.0025)
+    opt_d, opt_g = model.configure_optimizers()
+    c_d, c_g = 16 / 17, 4 / 5
+    assert opt_d.defaults["lr"] == pytest.approx(0.0025 * c_d)
+    assert opt_d.defaults["betas"] == pytest.approx((0.0, 0.99**c_d))
+    assert opt_g.defaults["lr"] == pytest.approx(0.0025 * c_g)
+    assert opt_g.defaults["betas"] == pytest.approx((0.0, 0.99**c_g))
+    plain_d, plain_g = tiny_stylegan(r1_gamma=0.0, pl_weight=0.0).configure_optimizers()
+    assert plain_d.defaults["lr"] == 0.0025 and plain_g.defaults["betas"] == (0.0, 0.99)
+
+
+def test_lazy_phases_run_on_their_intervals(compose_cfg, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run(
+        compose_cfg(
+            SG, "trainer.max_steps=17", "model.r1_gamma=1.0", "trainer.log_every_n_steps=1", run_dir=out
+        )
+    )
+    last = state(out / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == 17
+    d_steps, g_steps = (float(s["state"][0]["step"]) for s in last["optimizer_states"])
+    assert d_steps == 17 + 2  # R1 at iterations 0 and 16
+    assert g_steps == 17 + 5  # path length at 0, 4, 8, 12, 16
+    assert last["state_dict"]["pl_mean"] > 0
+    assert last["state_dict"]["G.mapping.w_avg"].abs().sum() > 0
+    assert torch.equal(last["state_dict"]["G_ema.mapping.w_avg"], last["state_dict"]["G.mapping.w_avg"])
+    with open(out / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+
+    def updated_at(key: str) -> list[int]:
+        """Steps at which the logged value changes (Lightning repeats a value until it is logged again)."""
+        values = [(int(r["step"]), r[key]) for r in rows]
+        return [step for i, (step, v) in enumerate(values) if v and (i == 0 or v != values[i - 1][1])]
+
+    # computed during iterations 0 and 16 (R1) and 0, 4, 8, ... (path length): logged at steps 1, 17, ...
+    assert updated_at("reg/r1") == [1, 17]
+    assert updated_at("reg/pl_penalty") == [1, 5, 9, 13, 17]
+
+
+def test_style_mixing_takes_later_ws_from_a_second_latent() -> None:
+    torch.manual_seed(0)
+    model = tiny_stylegan(style_mixing_prob=1.0)
+    z = torch.randn(4, 16)
+    model.rng.manual_seed(123)
+    ws = model.mixed_ws(z)
+    # replay the module's draws: cutoff, mixing coin, second latent
+    g = torch.Generator().manual_seed(123)
+    cutoff = int(torch.randint(1, model.G.num_ws, (), generator=g))
+    torch.rand((), generator=g)
+    z2 = torch.randn(z.shape, generator=g)
+    with torch.no_grad():
+        ws1, ws2 = model.G.mapping(z, update_w_avg=False), model.G.mapping(z2, update_w_avg=False)
+    assert 1 <= cutoff < model.G.num_ws
+    assert torch.allclose(ws[:, :cutoff], ws1[:, :cutoff]) and torch.allclose(ws[:, cutoff:], ws2[:, cutoff:])
+    never = tiny_stylegan(style_mixing_prob=0.0)
+    assert torch.allclose(never.mixed_ws(z), never.G.mapping(z, update_w_avg=False))
+
+
+def test_samples_use_the_ema_generator_with_truncation() -> None:
+    torch.manual_seed(0)
+    model = tiny_stylegan(num_samples=4)
+    with torch.no_grad():
+        model.G_ema.mapping.w_avg.normal_()
+    images = model.sample(truncation_psi=0.0)
+    assert images.shape == (4, 1, 32, 32)
+    assert torch.allclose(images, images[:1].expand_as(images), atol=1e-5)  # psi 0, constant noise
+    assert torch.equal(model.sample(), model.sample())  # reproducible grids
+
+
+def test_resume_is_exact(compose_cfg, tmp_path: Path) -> None:
+    """9 + 9 iterations == 18 straight, across lazy R1 (0, 16) and path length (every 4)."""
+    common = (SG, "model.r1_gamma=0.5", "callbacks.checkpoint.every_n_train_steps=9")
+    straight, first, resumed = tmp_path / "straight", tmp_path / "first", tmp_path / "resumed"
+    run(compose_cfg(*common, "trainer.max_steps=18", run_dir=straight))
+    run(compose_cfg(*common, "trainer.max_steps=9", run_dir=first))
+    ckpt = first / "checkpoints" / "last.ckpt"
+    run(compose_cfg("trainer.max_steps=18", f"ckpt_path={ckpt}", run_dir=resumed, bare=True))
+    assert_same_training_state(
+        state(straight / "checkpoints" / "last.ckpt"), state(resumed / "checkpoints" / "last.ckpt")
+    )
+    assert (straight / "samples" / "iter_0000018.png").read_bytes() == (
+        resumed / "samples" / "iter_0000018.png"
+    ).read_bytes()
+
+
+def test_bf16_mixed_precision_trains_without_nans(compose_cfg, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run(
+        compose_cfg(
+            SG,
+            "trainer.precision=bf16-mixed",
+            "trainer.max_steps=5",
+            "model.r1_gamma=1.0",
+            "trainer.log_every_n_steps=1",
+            run_dir=out,
+        )
+    )
+    last = state(out / "checkpoints" / "last.ckpt")
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+    with open(out / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5
+    assert all(
+        float(r["loss/d"]) == float(r["loss/d"]) and float(r["loss/g"]) == float(r["loss/g"]) for r in rows
+    )
+
+
+def test_checkpoint_of_the_other_model_is_refused(compose_cfg, tmp_path: Path) -> None:
+    out = tmp_path / "dcgan"
+    run(compose_cfg("trainer.max_steps=1", run_dir=out))
+    with pytest.raises(CheckpointError, match="holds a DCGAN checkpoint, but this run's model is StyleGAN"):
+        run(compose_cfg(SG, f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", run_dir=tmp_path / "sg"))
+
+
+def test_module_builds_from_the_composed_config(compose_cfg) -> None:
+    model = build_module(compose_cfg(SG, "data.resolution=64", "data.channels=3"))
+    assert isinstance(model, StyleGAN)
+    assert model.G.num_ws == 10 and model.D.resolution == 64 and model.G.channels == 3
