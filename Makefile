@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install data train test lint format clean
+.PHONY: install data train test lint format clean bench-data
 
 # The torch pins match the wheels on the development machines' disk (no multi-GB download).
 $(STAMP): pyproject.toml
@@ -30,6 +30,10 @@ train: data
 
 test: install
 	WANDB_MODE=disabled $(PY) -m pytest -q $(ARGS)
+
+# data throughput (images/s) of the lab's in-memory and streaming paths vs torchvision ImageFolder
+bench-data: install
+	$(PY) benchmarks/data_throughput.py $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

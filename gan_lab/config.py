@@ -73,6 +73,14 @@ def validate(cfg: DictConfig) -> None:
     )
     one_of(cfg, "data.channels", (1, 3))
     positive_int(cfg, "data.batch_size", required=True)
+    if "data" in cfg and OmegaConf.is_missing(cfg.data, "root"):
+        raise ConfigError("data.root is required: data.root=DIR (the folder of the dataset)")
+    one_of(cfg, "data.in_memory", ("auto", True, False))
+    check(cfg, "data.memory_budget_gb", lambda v: _is_number(v) and v >= 0, "a number of GB >= 0")
+    check(cfg, "data.num_workers", lambda v: v is None or (_is_int(v) and v >= 0), "an integer >= 0 or null")
+    check(
+        cfg, "data.crop", lambda v: v is None or (_is_int(v) and v > 0), "a positive number of pixels or null"
+    )
 
     positive_number(cfg, "model.lr_g", "model.lr_d", required=True)
     check(

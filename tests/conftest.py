@@ -25,8 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 SMALL = [
     "logger=csv",
     "data.batch_size=16",
-    "data.search_dirs=[]",
-    "data.download=false",
     "trainer.accelerator=cpu",
     "~callbacks.model_summary",
     "callbacks.progress.refresh_rate=0",
@@ -43,10 +41,24 @@ TINY_MODEL = {
 }
 
 
+# no downloads, no system folders, no worker processes
+HERMETIC_DATA = {
+    "fashion_mnist": ["data.search_dirs=[]", "data.download=false"],
+    "mnist": ["data.search_dirs=[]", "data.download=false"],
+    "cifar10": ["data.download=false"],
+    "celeba": ["data.download=false", "data.num_workers=0"],
+    "image_folder": ["data.num_workers=0"],
+}
+
+
+def _choice(overrides: tuple[str, ...] | list[str], group: str, default: str) -> str:
+    return next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{group}=")), default)
+
+
 def small_overrides(overrides: tuple[str, ...] | list[str]) -> list[str]:
-    """SMALL plus the tiny-network overrides of the model the overrides select (default dcgan)."""
-    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "dcgan")
-    return [*SMALL, *TINY_MODEL.get(model, [])]
+    """SMALL plus the tiny-network and hermetic-data overrides of the selected model and data."""
+    model, data = _choice(overrides, "model", "dcgan"), _choice(overrides, "data", "fashion_mnist")
+    return [*SMALL, *TINY_MODEL.get(model, []), *HERMETIC_DATA.get(data, [])]
 
 
 def garment_like_images(n: int, seed: int) -> np.ndarray:

@@ -94,3 +94,29 @@ def test_bad_stylegan_values_are_named(compose_cfg, override: str, named: str) -
 
 def test_stylegan_defaults_validate(compose_cfg) -> None:
     validate(compose_cfg("model=stylegan"))
+
+
+@pytest.mark.parametrize(
+    ("experiment", "resolution", "model"),
+    [
+        ("dcgan_fashion_mnist_64", 64, "DCGAN"),
+        ("stylegan_fashion_mnist_32", 32, "StyleGAN"),
+        ("stylegan_celeba_64", 64, "StyleGAN"),
+        ("stylegan_ffhq_256", 256, "StyleGAN"),
+    ],
+)
+def test_experiments_compose_and_build(
+    compose_cfg, tmp_path, experiment: str, resolution: int, model: str
+) -> None:
+    from gan_lab.train import build_module
+
+    cfg = compose_cfg(f"experiment={experiment}", f"data.root={tmp_path}", bare=True)
+    validate(cfg)
+    module = build_module(cfg)
+    assert type(module).__name__ == model
+    assert module.G.resolution == resolution
+
+
+def test_image_folder_needs_a_root(compose_cfg) -> None:
+    with pytest.raises(ConfigError, match=r"data.root is required: data.root=DIR"):
+        validate(compose_cfg("data=image_folder", bare=True))

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from gan_lab.data.datamodule import ResumableDataLoader
-from gan_lab.data.fashion_mnist import FashionMNISTDataModule
 from gan_lab.data.idx import read_idx, write_idx
+from gan_lab.data.mnist import FashionMNISTDataModule
 from gan_lab.data.sampler import SeededBatchSampler
 from gan_lab.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
 

@@ -1,16 +1,25 @@
-"""In-memory image datamodule: the dataset is one uint8 tensor, batches are index slices of it.
+"""The data layer's serving side, shared by every dataset.
 
-Subclasses say where the data is (``prepare_data``: find or fetch, and fail with how to get it)
-and how to read it (``load``: a uint8 tensor ``(N, C, H, W)`` and int64 labels). This class serves
-batches in the resumable order of ``SeededBatchSampler`` and does the float conversion,
-[-1, 1] scaling and resizing batch-wise on the training device (``on_after_batch_transfer``).
+A dataset here is anything with ``__len__`` and ``__getitems__(indices) -> (uint8 images, labels)``
+that returns a whole batch at once: a tensor held in memory (``TensorBatchDataset``) or files
+decoded by DataLoader workers (``gan_lab.data.files.FileBatchDataset``). ``ImageDataModule``
+serves its batches in the resumable order of ``SeededBatchSampler`` and finishes them on the
+training device, batch-wise (``on_after_batch_transfer``): float conversion, scaling to [-1, 1],
+resizing where the stored size is not the training size, and the channel count.
+
+``hflip`` mirrors the dataset as StyleGAN2-ADA's ``--mirror`` does: index ``i + N`` is image
+``i`` flipped left-right, so the flips are part of the seeded order and resume exactly.
+
+Subclasses: ``ArrayDataModule`` for datasets stored as arrays (MNIST, Fashion-MNIST, CIFAR-10;
+always in memory at their native size) and ``gan_lab.data.files.FileDataModule`` for folders of
+image files (CelebA, any image folder; in memory with an on-disk cache, or streamed).
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any
+from typing import Any, Protocol
 
 import pytorch_lightning as pl
 import torch
@@ -22,6 +31,13 @@ from gan_lab.data.transforms import match_channels, to_signed_unit
 from gan_lab.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+Batch = tuple[Tensor, Tensor]
+
+
+class BatchDataset(Protocol):
+    def __len__(self) -> int: ...
+    def __getitems__(self, indices: list[int]) -> Batch: ...
 
 
 class TensorBatchDataset(Dataset):
@@ -43,9 +59,28 @@ class TensorBatchDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         return self.images[index], self.labels[index]
 
-    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+    def __getitems__(self, indices: list[int]) -> Batch:
         idx = torch.as_tensor(indices)
         return self.images[idx], self.labels[idx]
+
+
+class MirroredDataset(Dataset):
+    """A dataset twice as long: index ``i + N`` is image ``i`` flipped left-right."""
+
+    def __init__(self, base: BatchDataset) -> None:
+        self.base = base
+        self.n = len(base)
+
+    def __len__(self) -> int:
+        return 2 * self.n
+
+    def __getitems__(self, indices: list[int]) -> Batch:
+        idx = torch.as_tensor(indices)
+        flip = idx >= self.n
+        images, labels = self.base.__getitems__((idx % self.n).tolist())
+        images = images.clone()
+        images[flip] = images[flip].flip(-1)
+        return images, labels
 
 
 def _keep_batch(batch: Any) -> Any:
@@ -76,21 +111,21 @@ class ResumableDataLoader(DataLoader):
             )
 
 
-class InMemoryImageDataModule(pl.LightningDataModule):
-    """Base for datasets small enough to decode once into memory.
+class ImageDataModule(pl.LightningDataModule):
+    """Serving and device-side transforms for every dataset of the lab.
 
     Args:
-        root: data folder (torchvision's layout below it).
+        root: data folder (torchvision's layout below it for the named datasets).
         resolution: side of the square training images.
         channels: channels of the training images (gray is repeated to RGB, RGB reduced to luma).
         batch_size: images per device per iteration.
         split: which split to train on.
         seed: seeds the data order.
         shuffle: visit the data in a new random order each epoch.
+        hflip: add left-right mirrored copies of every image (dataset x-flips).
     """
 
     name = "images"
-    native_channels = 3
 
     def __init__(
         self,
@@ -101,6 +136,7 @@ class InMemoryImageDataModule(pl.LightningDataModule):
         split: str = "train",
         seed: int = 0,
         shuffle: bool = True,
+        hflip: bool = False,
     ) -> None:
         super().__init__()
         self.root = root
@@ -110,36 +146,35 @@ class InMemoryImageDataModule(pl.LightningDataModule):
         self.split = split
         self.seed = int(seed)
         self.shuffle = bool(shuffle)
-        self.dataset: TensorBatchDataset | None = None
+        self.hflip = bool(hflip)
+        self.dataset: BatchDataset | None = None
 
     # -- for subclasses
-    def load(self) -> tuple[Tensor, Tensor]:
-        """Decode the split into a uint8 ``(N, C, H, W)`` tensor and int64 labels."""
+    def build_dataset(self) -> BatchDataset:
+        """The split as a batch dataset of uint8 images."""
         raise NotImplementedError
 
     def resize(self, images: Tensor) -> Tensor:
-        """Bring a float batch in [-1, 1] to ``resolution`` (subclasses define the framing)."""
-        raise NotImplementedError
+        """Bring a float batch in [-1, 1] to ``resolution`` (identity when stored at that size)."""
+        return images
+
+    @property
+    def loader_workers(self) -> int:
+        """DataLoader worker processes while training (0: batches come from memory)."""
+        return 0
 
     # -- Lightning hooks
     def setup(self, stage: str | None = None) -> None:
-        if self.dataset is None:
-            images, labels = self.load()
-            self.dataset = TensorBatchDataset(images, labels)
-            world_size = self.trainer.world_size if self.trainer is not None else 1
-            if len(self.dataset) < self.batch_size * world_size:
-                devices = f" x {world_size} devices" if world_size > 1 else ""
-                raise ConfigError(
-                    f"data.batch_size={self.batch_size}{devices} is larger than the {self.split} split "
-                    f"of {self.name} ({len(self.dataset)} images)"
-                )
-            log.info(
-                "%s/%s: %d images %s in memory (%.1f MB)",
-                self.name,
-                self.split,
-                len(self.dataset),
-                tuple(images.shape[1:]),
-                images.numel() / 1e6,
+        if self.dataset is not None:
+            return
+        dataset = self.build_dataset()
+        self.dataset = MirroredDataset(dataset) if self.hflip else dataset
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        if len(self.dataset) < self.batch_size * world_size:
+            devices = f" x {world_size} devices" if world_size > 1 else ""
+            raise ConfigError(
+                f"data.batch_size={self.batch_size}{devices} is larger than the {self.split} split "
+                f"of {self.name} ({len(self.dataset)} images)"
             )
 
     def train_dataloader(self) -> ResumableDataLoader:
@@ -155,11 +190,19 @@ class InMemoryImageDataModule(pl.LightningDataModule):
             world_size=trainer.world_size if trainer is not None else 1,
             shuffle=self.shuffle,
         )
-        return ResumableDataLoader(self.dataset, batch_sampler=sampler, collate_fn=_keep_batch, num_workers=0)
+        workers = self.loader_workers
+        on_gpu = trainer is not None and trainer.accelerator.__class__.__name__ == "CUDAAccelerator"
+        return ResumableDataLoader(
+            self.dataset,
+            batch_sampler=sampler,
+            collate_fn=_keep_batch,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None,
+            pin_memory=on_gpu,
+        )
 
-    def on_after_batch_transfer(
-        self, batch: tuple[Tensor, Tensor], dataloader_idx: int
-    ) -> tuple[Tensor, Tensor]:
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         images, labels = batch
         return self.transform(images), labels
 
@@ -168,3 +211,24 @@ class InMemoryImageDataModule(pl.LightningDataModule):
         images = to_signed_unit(images)
         images = self.resize(images)
         return match_channels(images, self.channels).contiguous()
+
+
+class ArrayDataModule(ImageDataModule):
+    """Datasets stored as arrays (IDX, CIFAR batches): decoded into memory at their native size;
+    ``resize`` brings batches to the training resolution on the device."""
+
+    def load(self) -> Batch:
+        """Decode the split into a uint8 ``(N, C, H, W)`` tensor and int64 labels."""
+        raise NotImplementedError
+
+    def build_dataset(self) -> BatchDataset:
+        images, labels = self.load()
+        log.info(
+            "%s/%s: %d images %s in memory (%.1f MB)",
+            self.name,
+            self.split,
+            images.shape[0],
+            tuple(images.shape[1:]),
+            images.numel() / 1e6,
+        )
+        return TensorBatchDataset(images, labels)

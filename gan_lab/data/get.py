@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from gan_lab.data.fashion_mnist import FashionMNISTDataModule
+from gan_lab.data.mnist import FashionMNISTDataModule
 from gan_lab.errors import GanLabError
 
 
