@@ -11,6 +11,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from gan_lab.augment import DIFFAUG_POLICIES
 from gan_lab.errors import ConfigError
 
 MIN_RESOLUTION = 32
@@ -90,7 +91,7 @@ def validate(cfg: DictConfig) -> None:
         "two numbers in [0, 1), e.g. [0.5, 0.999]",
     )
     positive_int(cfg, "model.z_dim", "model.g_width", "model.d_width", "model.max_width", "model.num_samples")
-    one_of(cfg, "model.d_norm", ("batch", "none"))
+    one_of(cfg, "model.d_norm", ("auto", "batch", "none"))
     check(cfg, "model.ema_kimg", lambda v: _is_number(v) and v >= 0, "a number >= 0 (0 disables the EMA)")
     check(
         cfg, "model.ema_rampup", lambda v: v is None or (_is_number(v) and v > 0), "a positive number or null"
@@ -100,8 +101,8 @@ def validate(cfg: DictConfig) -> None:
     positive_int(
         cfg, "model.w_dim", "model.map_layers", "model.channel_base", "model.channel_max", "model.mbstd_group"
     )
-    positive_int(cfg, "model.r1_interval", "model.pl_interval", "model.pl_batch_shrink")
-    for key in ("model.r1_gamma", "model.pl_weight"):
+    positive_int(cfg, "model.d_reg_interval", "model.pl_interval", "model.pl_batch_shrink")
+    for key in ("model.r1_gamma", "model.r2_gamma", "model.pl_weight"):
         check(cfg, key, lambda v: _is_number(v) and v >= 0, "a number >= 0 (0 disables it)")
     check(cfg, "model.style_mixing_prob", lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]")
     check(cfg, "model.pl_decay", lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]")
@@ -115,6 +116,20 @@ def validate(cfg: DictConfig) -> None:
             f"data.batch_size={batch} is not divisible by model.mbstd_group={group} "
             "(the minibatch standard deviation layer splits each batch into groups of that size)"
         )
+
+    # loss and augmentation
+    positive_int(cfg, "loss.n_critic")
+    check(cfg, "loss.gp_lambda", lambda v: _is_number(v) and v >= 0, "a number >= 0")
+    check(cfg, "augment.p", lambda v: _is_number(v) and 0 <= v <= 1, "a probability in [0, 1]")
+    check(cfg, "augment.target", lambda v: _is_number(v) and -1 < v < 1, "a number in (-1, 1), e.g. 0.6")
+    positive_int(cfg, "augment.interval")
+    positive_number(cfg, "augment.kimg")
+    check(
+        cfg,
+        "augment.policy",
+        lambda v: all(p.strip() in DIFFAUG_POLICIES for p in (v.split(",") if isinstance(v, str) else v)),
+        "a list from " + ", ".join(DIFFAUG_POLICIES),
+    )
 
     check(
         cfg,

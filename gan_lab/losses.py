@@ -39,10 +39,47 @@ def nonsaturating_g_loss(fake_logits: Tensor) -> Tensor:
     return F.softplus(-fake_logits).mean()
 
 
+def hinge_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Hinge discriminator loss (Lim & Ye 2017; Miyato et al. 2018, eq. 16):
+
+    L_D = E_x[max(0, 1 - D(x))] + E_z[max(0, 1 + D(G(z)))]
+    """
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def wasserstein_g_loss(fake_logits: Tensor) -> Tensor:
+    """Generator loss of the hinge and Wasserstein GANs: ``L_G = -E_z[D(G(z))]``."""
+    return -fake_logits.mean()
+
+
+def wasserstein_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Wasserstein critic loss (Arjovsky et al. 2017): ``L_D = E_z[D(G(z))] - E_x[D(x)]``."""
+    return fake_logits.mean() - real_logits.mean()
+
+
+def lsgan_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Least-squares discriminator loss (Mao et al. 2017, eq. 2 with a = 0, b = c = 1):
+
+    L_D = 1/2 E_x[(D(x) - 1)^2] + 1/2 E_z[D(G(z))^2]
+    """
+    return 0.5 * (real_logits - 1.0).square().mean() + 0.5 * fake_logits.square().mean()
+
+
+def lsgan_g_loss(fake_logits: Tensor) -> Tensor:
+    """Least-squares generator loss (Mao et al. 2017): ``L_G = 1/2 E_z[(D(G(z)) - 1)^2]``."""
+    return 0.5 * (fake_logits - 1.0).square().mean()
+
+
 class AdversarialLoss:
-    """Interface of a GAN loss: the D loss of real and fake logits, and the G loss of fake logits."""
+    """Interface of a GAN loss: the D loss of real and fake logits, and the G loss of fake logits.
+
+    ``n_critic`` is the number of D steps per G step (each on its own batch of reals);
+    ``gradient_penalty`` is the weight of a penalty the module computes on interpolates (0: none).
+    """
 
     name: str = "adversarial"
+    n_critic: int = 1
+    gradient_penalty: float = 0.0
 
     def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         raise NotImplementedError
@@ -66,6 +103,56 @@ class NonSaturatingLoss(AdversarialLoss):
         return nonsaturating_g_loss(fake_logits)
 
 
+class HingeLoss(AdversarialLoss):
+    """Hinge loss (SNGAN, BigGAN): hinge for D, ``-E[D(G(z))]`` for G."""
+
+    name = "hinge"
+
+    def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return hinge_d_loss(real_logits, fake_logits)
+
+    def generator(self, fake_logits: Tensor) -> Tensor:
+        return wasserstein_g_loss(fake_logits)
+
+
+class LSGANLoss(AdversarialLoss):
+    """Least-squares GAN loss (Mao et al. 2017)."""
+
+    name = "lsgan"
+
+    def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return lsgan_d_loss(real_logits, fake_logits)
+
+    def generator(self, fake_logits: Tensor) -> Tensor:
+        return lsgan_g_loss(fake_logits)
+
+
+class WGANGPLoss(AdversarialLoss):
+    """WGAN-GP (Gulrajani et al. 2017, algorithm 1): Wasserstein critic loss plus
+    ``lambda * E[(||grad D(x_hat)||_2 - 1)^2]`` on random interpolates ``x_hat`` of reals and
+    fakes (``gradient_penalty_on_interpolates``), ``n_critic`` critic steps per generator step.
+    The paper's defaults: lambda 10, n_critic 5. The critic must not use batch norm (the penalty
+    is per sample): DCGAN's ``d_norm: auto`` drops it with this loss.
+    """
+
+    name = "wgan_gp"
+
+    def __init__(self, gp_lambda: float = 10.0, n_critic: int = 5) -> None:
+        if gp_lambda < 0 or n_critic < 1:
+            raise ValueError(f"gp_lambda={gp_lambda} must be >= 0 and n_critic={n_critic} >= 1")
+        self.gradient_penalty = float(gp_lambda)
+        self.n_critic = int(n_critic)
+
+    def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        return wasserstein_d_loss(real_logits, fake_logits)
+
+    def generator(self, fake_logits: Tensor) -> Tensor:
+        return wasserstein_g_loss(fake_logits)
+
+    def __repr__(self) -> str:
+        return f"WGANGPLoss(gp_lambda={self.gradient_penalty}, n_critic={self.n_critic})"
+
+
 # ---------------------------------------------------------------------------- regularizers
 def input_gradients(outputs: Tensor, inputs: Tensor, grad_scale: float = 1.0) -> Tensor:
     """``d(sum outputs)/d inputs`` with a graph (for penalties that are themselves trained on).
@@ -84,10 +171,18 @@ def r1_penalty(real_logits: Tensor, real_images: Tensor, grad_scale: float = 1.0
 
     The regularization term is ``gamma / 2 * E[||grad_x D(x)||^2]`` (StyleGAN2's convention;
     some codebases use ``gamma * E[...]``, a factor of 2 apart). ``real_images`` must require
-    grad and ``real_logits`` be computed from them.
+    grad and ``real_logits`` be computed from them. R2 is the same on fakes.
     """
     grads = input_gradients(real_logits, real_images, grad_scale)
     return grads.float().square().sum(dim=[1, 2, 3])
+
+
+def gradient_penalty(logits: Tensor, interpolates: Tensor, grad_scale: float = 1.0) -> Tensor:
+    """WGAN-GP's per-sample penalty (Gulrajani et al. 2017, eq. 3): ``(||grad D(x_hat)||_2 - 1)^2``
+    at ``x_hat = eps * x + (1 - eps) * G(z)``, ``eps ~ U[0, 1]`` per sample (the caller draws them)."""
+    grads = input_gradients(logits, interpolates, grad_scale)
+    norms = grads.float().flatten(1).norm(dim=1)
+    return (norms - 1.0).square()
 
 
 def path_lengths(images: Tensor, ws: Tensor, noise: Tensor, grad_scale: float = 1.0) -> Tensor:

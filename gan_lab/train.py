@@ -91,8 +91,10 @@ def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
 
 
 def build_module(cfg: DictConfig) -> pl.LightningModule:
-    """The LightningModule of ``cfg.model`` with the loss of ``cfg.loss``."""
-    return instantiate(cfg.model, loss=cfg.loss, _convert_="all")
+    """The LightningModule of ``cfg.model`` with the loss of ``cfg.loss`` and the augmentation of
+    ``cfg.augment``."""
+    augment = cfg.get("augment") or None
+    return instantiate(cfg.model, loss=cfg.loss, augment=augment, _convert_="all")
 
 
 def write_run_config(cfg: DictConfig, overrides: list[str]) -> None:
@@ -132,6 +134,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()  # a missing dataset fails here, with how to get it
     model = build_module(cfg)
+    datamodule.batches_per_iteration = model.loss.n_critic  # one real batch per D step
     if cfg.get("ckpt_path"):
         check_state_matches(model, load_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
     callbacks = [*build_callbacks(cfg), RunMetadata(cfg, overrides or [])]

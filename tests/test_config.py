@@ -120,3 +120,27 @@ def test_experiments_compose_and_build(
 def test_image_folder_needs_a_root(compose_cfg) -> None:
     with pytest.raises(ConfigError, match=r"data.root is required: data.root=DIR"):
         validate(compose_cfg("data=image_folder", bare=True))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["loss=wgan_gp", "loss.n_critic=0"], "loss.n_critic=0"),
+        (["loss=wgan_gp", "loss.gp_lambda=-1"], "loss.gp_lambda=-1"),
+        (["augment=ada", "augment.p=2"], "augment.p=2"),
+        (["augment=ada", "augment.interval=0"], "augment.interval=0"),
+        (["augment=diffaug", "augment.policy=[color,blur]"], "augment.policy=['color', 'blur']"),
+        (["model.r2_gamma=-1"], "model.r2_gamma=-1"),
+    ],
+)
+def test_bad_loss_and_augment_values_are_named(compose_cfg, overrides: list[str], named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        validate(compose_cfg(*overrides))
+
+
+def test_loss_and_augment_groups_compose(compose_cfg) -> None:
+    cfg = compose_cfg("loss=wgan_gp", "augment=ada")
+    assert cfg.loss._target_.endswith("WGANGPLoss") and cfg.loss.n_critic == 5 and cfg.loss.gp_lambda == 10
+    assert cfg.augment._target_.endswith("AdaptiveAugment") and cfg.augment.target == 0.6
+    assert compose_cfg().augment is None  # augment=none
+    validate(cfg)

@@ -1,8 +1,18 @@
 import math
 
+import pytest
 import torch
 
-from gan_lab.losses import NonSaturatingLoss, nonsaturating_d_loss, nonsaturating_g_loss
+from gan_lab.losses import (
+    HingeLoss,
+    LSGANLoss,
+    NonSaturatingLoss,
+    WGANGPLoss,
+    gradient_penalty,
+    nonsaturating_d_loss,
+    nonsaturating_g_loss,
+    r1_penalty,
+)
 
 
 def test_nonsaturating_at_zero_logits() -> None:
@@ -39,3 +49,47 @@ def test_nonsaturating_is_stable_for_confident_logits() -> None:
     assert math.isclose(g.item(), 50.0, rel_tol=1e-6)
     assert math.isclose(fake.grad[1].item(), -0.5, rel_tol=1e-6)
     assert abs(fake.grad[0].item()) < 1e-30
+
+
+# ---------------------------------------------------------------- hinge, least squares, WGAN-GP
+
+
+def test_hinge_hand_computed() -> None:
+    real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-3.0, 0.0, 0.25])
+    # D: mean(max(0, 1 - [2, .5, -1])) = (0 + .5 + 2) / 3; mean(max(0, 1 + [-3, 0, .25])) = (0 + 1 + 1.25) / 3
+    assert math.isclose(HingeLoss().discriminator(real, fake).item(), 2.5 / 3 + 2.25 / 3, rel_tol=1e-6)
+    assert math.isclose(HingeLoss().generator(fake).item(), -(-3.0 + 0.0 + 0.25) / 3, rel_tol=1e-6)
+
+
+def test_lsgan_hand_computed() -> None:
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([0.0, -2.0])
+    # D: 1/2 mean((D(x) - 1)^2) + 1/2 mean(D(G(z))^2) = 1/2 * (0 + 4)/2 + 1/2 * (0 + 4)/2 = 2
+    assert math.isclose(LSGANLoss().discriminator(real, fake).item(), 2.0, rel_tol=1e-6)
+    # G: 1/2 mean((D(G(z)) - 1)^2) = 1/2 * (1 + 9)/2 = 2.5
+    assert math.isclose(LSGANLoss().generator(fake).item(), 2.5, rel_tol=1e-6)
+
+
+def test_wasserstein_hand_computed() -> None:
+    loss = WGANGPLoss()
+    real, fake = torch.tensor([1.0, 2.0]), torch.tensor([-1.0, 4.0])
+    assert math.isclose(loss.discriminator(real, fake).item(), 1.5 - 1.5)
+    assert math.isclose(loss.generator(fake).item(), -1.5)
+    assert (loss.gradient_penalty, loss.n_critic) == (10.0, 5)
+    with pytest.raises(ValueError, match="n_critic=0"):
+        WGANGPLoss(n_critic=0)
+
+
+def test_gradient_penalty_of_a_linear_critic_is_its_closed_form() -> None:
+    a = torch.tensor([[[3.0, 4.0]]], requires_grad=True)  # D(x) = <a, x>, ||grad|| = ||a|| = 5
+    x_hat = torch.randn(6, 1, 1, 2, requires_grad=True)
+    logits = (x_hat * a).sum(dim=[1, 2, 3])
+    penalty = gradient_penalty(logits, x_hat)
+    assert torch.allclose(penalty, torch.full((6,), (5.0 - 1.0) ** 2))
+    penalty.mean().backward()  # d/da (||a|| - 1)^2 = 2 (||a|| - 1) a / ||a||
+    assert torch.allclose(a.grad, 2 * 4.0 * a.detach() / 5.0)
+
+
+def test_r2_is_r1_on_fakes() -> None:
+    fake = torch.randn(3, 1, 2, 2, requires_grad=True)
+    logits = 0.5 * fake.square().sum(dim=[1, 2, 3])
+    assert torch.allclose(r1_penalty(logits, fake), fake.detach().square().sum(dim=[1, 2, 3]))

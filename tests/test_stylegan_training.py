@@ -31,7 +31,13 @@ def test_config_defaults_follow_stylegan2_ada_auto(compose_cfg) -> None:
     assert m.ema_kimg == pytest.approx(10.0)
     assert (m.lr_g, m.lr_d, list(m.betas)) == (0.0025, 0.0025, [0.0, 0.99])
     assert (m.mbstd_group, m.map_layers, m.style_mixing_prob) == (4, 2, 0.9)
-    assert (m.r1_interval, m.pl_interval, m.pl_weight, m.pl_decay, m.pl_batch_shrink) == (16, 4, 2.0, 0.01, 2)
+    assert (m.d_reg_interval, m.pl_interval, m.pl_weight, m.pl_decay, m.pl_batch_shrink) == (
+        16,
+        4,
+        2.0,
+        0.01,
+        2,
+    )
     big = compose_cfg(SG, "data.resolution=1024", "data.batch_size=4", "trainer.devices=8", bare=True).model
     assert big.channel_base == 32768 and big.lr_g == 0.002
     assert big.r1_gamma == pytest.approx(0.0002 * 1024**2 / 32)  # total batch 4 x 8 devices

@@ -147,6 +147,8 @@ class ImageDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.shuffle = bool(shuffle)
         self.hflip = bool(hflip)
+        # D batches per training iteration (the loss's n_critic): the loader serves them together
+        self.batches_per_iteration = 1
         self.dataset: BatchDataset | None = None
 
     # -- for subclasses
@@ -170,19 +172,25 @@ class ImageDataModule(pl.LightningDataModule):
         dataset = self.build_dataset()
         self.dataset = MirroredDataset(dataset) if self.hflip else dataset
         world_size = self.trainer.world_size if self.trainer is not None else 1
-        if len(self.dataset) < self.batch_size * world_size:
+        if len(self.dataset) < self.iteration_batch * world_size:
             devices = f" x {world_size} devices" if world_size > 1 else ""
+            critic = f" x {self.batches_per_iteration} critic steps" if self.batches_per_iteration > 1 else ""
             raise ConfigError(
-                f"data.batch_size={self.batch_size}{devices} is larger than the {self.split} split "
+                f"data.batch_size={self.batch_size}{critic}{devices} is larger than the {self.split} split "
                 f"of {self.name} ({len(self.dataset)} images)"
             )
+
+    @property
+    def iteration_batch(self) -> int:
+        """Real images per device per iteration."""
+        return self.batch_size * self.batches_per_iteration
 
     def train_dataloader(self) -> ResumableDataLoader:
         assert self.dataset is not None, "setup() must run first"
         trainer = self.trainer
         sampler = SeededBatchSampler(
             len(self.dataset),
-            self.batch_size,
+            self.iteration_batch,
             seed=self.seed,
             # a resumed run continues the stream at its iteration (one batch per iteration)
             start_batch=trainer.global_step if trainer is not None else 0,

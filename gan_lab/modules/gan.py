@@ -3,15 +3,22 @@
 One training iteration (the user's unit of progress; ``trainer.global_step`` counts iterations,
 see ``iteration.py``) on a batch of ``B`` real images:
 
-1. D phase: fakes ``G(z)`` from fresh latents (no graph through G), ``L_D`` from ``D(real)``
-   and ``D(fake)``, one optimizer step of D; every ``r1_interval`` iterations a separate
-   lazy R1 step (below);
+1. D phase: ``n_critic`` D steps (1 unless the loss asks for more, e.g. WGAN-GP's 5), each on its
+   own slice of the iteration's real batch and fresh fakes ``G(z)`` (no graph through G):
+   ``L_D`` from ``D(real)`` and ``D(fake)``, plus the loss's gradient penalty on interpolates
+   when it has one; every ``d_reg_interval`` iterations a separate lazy step of R1 on reals
+   and/or R2 on fakes (below);
 2. G phase: fresh latents, ``L_G`` from ``D(G(z))``, one optimizer step of G; every
    ``g_reg_interval`` iterations a separate generator regularization step (a subclass hook,
    e.g. StyleGAN's path length);
-3. EMA update of the sampling generator ``G_ema`` (``gan_lab/nn/ema.py``).
+3. EMA update of the sampling generator ``G_ema`` (``gan_lab/nn/ema.py``), and the augmentation's
+   update (ADA's probability).
 
-``generator_first`` runs the G phase before the D phase (StyleGAN2-ADA's order).
+``generator_first`` runs the G phase before the D phase (StyleGAN2-ADA's order). D sees every
+image, real or fake, through the optional augmentation (``gan_lab/augment.py``).
+
+R1 and R2 (Mescheder et al. 2018) follow StyleGAN2's convention: ``gamma / 2 * E||grad D||^2``
+(some codebases use ``gamma * E||grad D||^2``, a factor of 2 apart).
 
 Lazy regularization (StyleGAN2, appendix B): a regularizer evaluated every ``k`` iterations is
 weighted by ``k`` and takes its own optimizer step; Adam's learning rate and betas are then
@@ -19,8 +26,7 @@ corrected by ``c = k / (k + 1)`` (``lr * c``, ``beta ** c``) so that the ``k + 1
 ``k`` iterations move the weights as ``k`` plain ones would.
 
 Subclasses change the loop through small hooks: ``generate`` (how training fakes are made, e.g.
-style mixing), ``discriminate`` (e.g. augmentation), ``discriminator_loss`` / ``generator_loss``,
-``generator_regularization``.
+style mixing), ``discriminator_loss`` / ``generator_loss``, ``generator_regularization``.
 
 Randomness: every draw of the loop comes from ``self.rng``, reseeded at each iteration from
 ``(seed, rank, iteration)``. The draws of iteration ``i`` are therefore the same whether the run
@@ -38,7 +44,8 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from gan_lab.losses import AdversarialLoss, r1_penalty
+from gan_lab.augment import Augment
+from gan_lab.losses import AdversarialLoss, gradient_penalty, r1_penalty
 from gan_lab.modules.iteration import one_global_step
 from gan_lab.nn.ema import ema_beta, update_ema
 
@@ -63,7 +70,9 @@ class GANModule(pl.LightningModule):
         ema_kimg: half-life of the generator EMA in thousands of real images (0: no averaging).
         ema_rampup: ramp-up factor of the EMA half-life (None: none).
         r1_gamma: weight of R1 on reals, ``gamma / 2 * E||grad D(x)||^2`` (0: off).
-        r1_interval: lazy interval of R1, in iterations.
+        r2_gamma: weight of R2 on fakes, ``gamma / 2 * E||grad D(G(z))||^2`` (0: off).
+        d_reg_interval: lazy interval of R1 and R2, in iterations.
+        augment: differentiable augmentation of D's inputs (None: none).
         num_samples: size of the fixed latent batch used for sample grids.
         seed: seeds the fixed sample latents and the loop's random draws.
     """
@@ -82,13 +91,15 @@ class GANModule(pl.LightningModule):
         ema_kimg: float = 10.0,
         ema_rampup: float | None = 0.05,
         r1_gamma: float = 0.0,
-        r1_interval: int = 16,
+        r2_gamma: float = 0.0,
+        d_reg_interval: int = 16,
+        augment: Augment | None = None,
         num_samples: int = 64,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if r1_interval < 1:
-            raise ValueError(f"r1_interval={r1_interval} must be >= 1")
+        if d_reg_interval < 1:
+            raise ValueError(f"d_reg_interval={d_reg_interval} must be >= 1")
         self.automatic_optimization = False
         self.G = generator
         self.D = discriminator
@@ -98,7 +109,9 @@ class GANModule(pl.LightningModule):
         self.betas = (float(betas[0]), float(betas[1]))
         self.ema_kimg = float(ema_kimg)
         self.ema_rampup = None if ema_rampup is None else float(ema_rampup)
-        self.r1_gamma, self.r1_interval = float(r1_gamma), int(r1_interval)
+        self.r1_gamma, self.r2_gamma = float(r1_gamma), float(r2_gamma)
+        self.reg_interval_d = int(d_reg_interval)
+        self.augment = augment
         self.seed = int(seed)
         self.images_seen = 0  # real images shown to D, over all ranks (kimg = images_seen / 1000)
         self._rng: torch.Generator | None = None
@@ -139,22 +152,38 @@ class GANModule(pl.LightningModule):
         return self.G(z)
 
     def discriminate(self, images: Tensor) -> Tensor:
-        """Discriminator logits for real or fake images."""
+        """Discriminator logits, through the augmentation when there is one."""
+        if self.augment is not None:
+            images = self.augment(images, self.rng)
         return self.D(images)
 
     def discriminator_loss(self, real: Tensor) -> LossAndLogs:
-        """``L_D`` on a real batch and as many fresh fakes."""
+        """``L_D`` on a real batch and as many fresh fakes (plus the loss's gradient penalty)."""
         z = self.draw_latents(real.shape[0], self.rng)
         with torch.no_grad():
             fake = self.generate(z)
         real_logits = self.discriminate(real)
         fake_logits = self.discriminate(fake)
         loss = self.loss.discriminator(real_logits, fake_logits)
-        return loss, {
+        if self.augment is not None:
+            self.augment.observe(real_logits)
+        logs = {
             "loss/d": loss.detach(),
             "logits/real": real_logits.detach().mean(),
             "logits/fake": fake_logits.detach().mean(),
+            "logits/sign_real": real_logits.detach().sign().mean(),  # ADA's overfitting heuristic r_t
         }
+        if self.loss.gradient_penalty > 0:
+            penalty = self.interpolate_penalty(real, fake)
+            loss = loss + self.loss.gradient_penalty * penalty.mean()
+            logs["reg/gp"] = penalty.detach().mean()
+        return loss, logs
+
+    def interpolate_penalty(self, real: Tensor, fake: Tensor) -> Tensor:
+        """WGAN-GP's penalty at ``eps * real + (1 - eps) * fake``, ``eps ~ U[0, 1]`` per sample."""
+        eps = torch.rand(real.shape[0], 1, 1, 1, generator=self.rng, device=real.device, dtype=real.dtype)
+        mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+        return gradient_penalty(self.discriminate(mixed), mixed, self.grad_scale())
 
     def generator_loss(self, batch_size: int) -> LossAndLogs:
         """``L_G`` on fresh fakes."""
@@ -162,14 +191,25 @@ class GANModule(pl.LightningModule):
         loss = self.loss.generator(self.discriminate(fake))
         return loss, {"loss/g": loss.detach()}
 
-    def r1_loss(self, real: Tensor) -> LossAndLogs:
-        """Lazy R1: ``r1_interval * gamma / 2 * E||grad_x D(x)||^2`` on reals."""
-        real = real.detach().requires_grad_(True)
-        logits = self.discriminate(real)
-        penalty = r1_penalty(logits, real, self.grad_scale())
-        loss = penalty.mean() * (self.r1_gamma / 2) * self.r1_interval
-        # logits * 0 keeps every D parameter in the graph (data-parallel gradient sync)
-        return loss + logits.sum() * 0, {"reg/r1": penalty.detach().mean()}
+    def d_regularization(self, real: Tensor) -> LossAndLogs:
+        """Lazy R1 on reals and R2 on fakes: ``d_reg_interval * gamma / 2 * E||grad D||^2`` each."""
+        loss = real.new_zeros(())
+        logs: dict[str, Tensor] = {}
+        for name, gamma in (("r1", self.r1_gamma), ("r2", self.r2_gamma)):
+            if gamma <= 0:
+                continue
+            if name == "r1":
+                images = real.detach().requires_grad_(True)
+            else:
+                with torch.no_grad():
+                    images = self.generate(self.draw_latents(real.shape[0], self.rng))
+                images.requires_grad_(True)
+            logits = self.discriminate(images)
+            penalty = r1_penalty(logits, images, self.grad_scale())
+            # logits * 0 keeps every D parameter in the graph (data-parallel gradient sync)
+            loss = loss + penalty.mean() * (gamma / 2) * self.reg_interval_d + logits.sum() * 0
+            logs[f"reg/{name}"] = penalty.detach().mean()
+        return loss, logs
 
     def generator_regularization(self, batch_size: int) -> LossAndLogs:
         """A lazy G regularizer, weighted by its interval; runs when ``g_reg_interval`` is set."""
@@ -182,12 +222,16 @@ class GANModule(pl.LightningModule):
 
     @property
     def d_reg_interval(self) -> int | None:
-        return self.r1_interval if self.r1_gamma > 0 else None
+        """Interval of the lazy D regularization, None when R1 and R2 are off."""
+        return self.reg_interval_d if self.r1_gamma > 0 or self.r2_gamma > 0 else None
 
     def discriminator_phase(self, real: Tensor, opt_d: Any) -> dict[str, Tensor]:
-        logs = self.optimize(opt_d, lambda: self.discriminator_loss(real))
+        logs: dict[str, Tensor] = {}
+        for chunk in real.chunk(self.loss.n_critic):
+            logs = self.optimize(opt_d, lambda c=chunk: self.discriminator_loss(c))
         if self.d_reg_interval and self.iteration % self.d_reg_interval == 0:
-            logs |= self.optimize(opt_d, lambda: self.r1_loss(real))
+            first = real[: real.shape[0] // self.loss.n_critic]
+            logs |= self.optimize(opt_d, lambda: self.d_regularization(first))
         return logs
 
     def generator_phase(self, batch_size: int, opt_g: Any) -> dict[str, Tensor]:
@@ -197,15 +241,23 @@ class GANModule(pl.LightningModule):
         return logs
 
     def train_iteration(self, real: Tensor) -> dict[str, Tensor]:
-        """The D and G phases (in ``generator_first`` order) and the EMA update; returns logs."""
+        """The D and G phases (in ``generator_first`` order) and the EMA update; returns logs.
+
+        ``real`` holds ``n_critic`` D batches; G steps on batches of the same size."""
         opt_d, opt_g = self.optimizers()
+        batch_size = real.shape[0] // self.loss.n_critic
         if self.generator_first:
-            logs = self.generator_phase(real.shape[0], opt_g)
+            logs = self.generator_phase(batch_size, opt_g)
             logs |= self.discriminator_phase(real, opt_d)
         else:
             logs = self.discriminator_phase(real, opt_d)
-            logs |= self.generator_phase(real.shape[0], opt_g)
-        self.update_generator_ema(real.shape[0] * self.trainer.world_size)
+            logs |= self.generator_phase(batch_size, opt_g)
+        world = self.trainer.world_size
+        self.update_generator_ema(batch_size * world)
+        if self.augment is not None:
+            self.augment.update(self.iteration, real.shape[0] * world)
+            if self.augment.probability is not None:
+                logs["augment/p"] = torch.tensor(self.augment.probability, device=self.device)
         return logs
 
     def grad_scale(self) -> float:

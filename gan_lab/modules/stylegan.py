@@ -7,7 +7,7 @@ Per iteration, in StyleGAN2-ADA's phase order:
   ``B / pl_batch_shrink`` fakes, ``pl_interval * pl_weight * E[(a - a_mean)^2]``, ``a_mean`` an
   exponential average of the path lengths (decay ``pl_decay``);
 * D main: logistic loss on reals and fakes;
-* D reg, every ``r1_interval`` (16) iterations: ``r1_interval * gamma / 2 * E||grad D(x)||^2``;
+* D reg, every ``d_reg_interval`` (16) iterations: ``16 * gamma / 2 * E||grad D(x)||^2`` (R1);
 
 then the EMA update of ``G_ema``. Adam with betas (0, 0.99); learning rates and betas corrected
 for the lazy intervals (see ``gan_lab/modules/gan.py``).
@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from gan_lab.augment import Augment
 from gan_lab.losses import AdversarialLoss, NonSaturatingLoss, path_lengths
 from gan_lab.modules.gan import GANModule, LossAndLogs
 from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
@@ -49,7 +50,9 @@ class StyleGAN(GANModule):
         lr_d: float = 0.0025,
         betas: tuple[float, float] | list[float] = (0.0, 0.99),
         r1_gamma: float = 10.0,
-        r1_interval: int = 16,
+        r2_gamma: float = 0.0,
+        d_reg_interval: int = 16,
+        augment: Augment | None = None,
         pl_weight: float = 2.0,
         pl_interval: int = 4,
         pl_decay: float = 0.01,
@@ -80,11 +83,13 @@ class StyleGAN(GANModule):
             ema_kimg=ema_kimg,
             ema_rampup=ema_rampup,
             r1_gamma=r1_gamma,
-            r1_interval=r1_interval,
+            r2_gamma=r2_gamma,
+            d_reg_interval=d_reg_interval,
+            augment=augment,
             num_samples=num_samples,
             seed=seed,
         )
-        self.save_hyperparameters(ignore=["loss"])
+        self.save_hyperparameters(ignore=["loss", "augment"])
         self.style_mixing_prob = float(style_mixing_prob)
         self.pl_weight, self.pl_interval = float(pl_weight), int(pl_interval)
         self.pl_decay, self.pl_batch_shrink = float(pl_decay), int(pl_batch_shrink)
