@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install data train test lint format clean bench-data
+.PHONY: install data train test lint format clean bench-data domain-classifier
 
 # The torch pins match the wheels on the development machines' disk (no multi-GB download).
 $(STAMP): pyproject.toml
@@ -24,6 +24,10 @@ data: install
 	  elif sudo -n true 2>/dev/null; then sudo -n apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || true; fi; \
 	fi
 	$(PY) -m gan_lab.data.get
+
+# the classifier behind domain FID/KID (trained once, cached in ~/.cache/gan_lab/domain)
+domain-classifier: data
+	$(PY) -m gan_lab.metrics.domain --data fashion_mnist
 
 train: data
 	$(PY) train.py $(ARGS)

@@ -116,3 +116,25 @@ def check_state_matches(module: torch.nn.Module, checkpoint: dict[str, Any], pat
     detail = "; ".join(mismatched[:3] + [f"{k} only in one of them" for k in missing[:3]])
     because = f" (changed: {', '.join(changed)})" if changed else ""
     raise CheckpointError(f"ckpt_path={path} does not fit the configured networks{because}: {detail}")
+
+
+def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """A lab checkpoint's LightningModule, rebuilt from the config stored in it, with its weights
+    loaded (``weights_only``), in eval mode on the CPU; and what else the checkpoint says
+    (``config``, ``iteration``, ``kimg``)."""
+    from omegaconf import OmegaConf
+
+    from gan_lab.builders import build_module
+    from gan_lab.resolvers import register
+
+    register()
+    checkpoint = load_checkpoint(path)
+    config = checkpoint[KEY].get("config")
+    if not config:
+        raise CheckpointError(f"ckpt_path={path} has no stored config to rebuild its model from")
+    module = build_module(OmegaConf.create(config))
+    check_state_matches(module, checkpoint, path)
+    module.load_state_dict(checkpoint["state_dict"])
+    module.images_seen = int(checkpoint.get("images_seen", 0))
+    info = {"config": config, "iteration": int(checkpoint.get("global_step", 0)), "kimg": module.kimg}
+    return module.eval(), info

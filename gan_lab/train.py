@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gan_lab.builders import build_callbacks, build_loggers, build_module, build_quality
 from gan_lab.checkpoints import (
     RunMetadata,
     check_module,
@@ -82,21 +83,6 @@ def prepare_config(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
     return cfg, overrides
 
 
-def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-
-
-def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
-    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-
-
-def build_module(cfg: DictConfig) -> pl.LightningModule:
-    """The LightningModule of ``cfg.model`` with the loss of ``cfg.loss`` and the augmentation of
-    ``cfg.augment``."""
-    augment = cfg.get("augment") or None
-    return instantiate(cfg.model, loss=cfg.loss, augment=augment, _convert_="all")
-
-
 def write_run_config(cfg: DictConfig, overrides: list[str]) -> None:
     """Make the run folder's ``.hydra/`` describe what actually runs (a resume recomposes the config)."""
     if not HydraConfig.initialized():
@@ -128,7 +114,8 @@ class _DropAdvert(logging.Filter):
 
 
 def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
-    """Train the configured GAN; returns the last logged metrics."""
+    """Train the configured GAN; returns the last logged metrics and, with metrics on, the best
+    value of the monitored one as ``best``."""
     silence_known_noise()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
@@ -137,7 +124,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     datamodule.batches_per_iteration = model.loss.n_critic  # one real batch per D step
     if cfg.get("ckpt_path"):
         check_state_matches(model, load_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
-    callbacks = [*build_callbacks(cfg), RunMetadata(cfg, overrides or [])]
+    quality = build_quality(cfg, datamodule)
+    # metrics first: a checkpoint written at the same iteration then holds the new scores
+    callbacks = [*([quality] if quality else []), *build_callbacks(cfg), RunMetadata(cfg, overrides or [])]
     loggers = build_loggers(cfg)
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
@@ -154,7 +143,11 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         model.kimg,
         cfg.paths.output_dir,
     )
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    results = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if quality is not None and quality.best is not None:
+        results["best"] = quality.best
+        log.info("best %s: %.4f at iteration %d", quality.metric_name, quality.best, quality.best_iteration)
+    return results
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -165,9 +158,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Returns the best monitored metric (for Hydra sweepers), None without metrics."""
     try:
-        run(cfg)
+        return run(cfg).get("best")
     except GanLabError as e:
         log.error("%s", e)
         sys.exit(2)

@@ -58,7 +58,8 @@ def _choice(overrides: tuple[str, ...] | list[str], group: str, default: str) ->
 def small_overrides(overrides: tuple[str, ...] | list[str]) -> list[str]:
     """SMALL plus the tiny-network and hermetic-data overrides of the selected model and data."""
     model, data = _choice(overrides, "model", "dcgan"), _choice(overrides, "data", "fashion_mnist")
-    return [*SMALL, *TINY_MODEL.get(model, []), *HERMETIC_DATA.get(data, [])]
+    metrics = [] if _choice(overrides, "metrics", "") else ["metrics=none"]  # FID is tested on its own
+    return [*SMALL, *TINY_MODEL.get(model, []), *HERMETIC_DATA.get(data, []), *metrics]
 
 
 def garment_like_images(n: int, seed: int) -> np.ndarray:

@@ -28,6 +28,7 @@ SITE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 
 class CelebADataModule(FileDataModule):
     name = "celeba"
+    splits = tuple(SPLITS)
 
     def __init__(
         self, root: str, resolution: int = 64, crop: int | None = 108, download: bool = True, **kwargs

@@ -49,6 +49,7 @@ class CIFAR10DataModule(ArrayDataModule):
     """CIFAR-10 in memory; batches resized on the device when ``resolution`` is not 32."""
 
     name = "cifar10"
+    splits = ("train", "test")
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ image files (CelebA, any image folder; in memory with an on-disk cache, or strea
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from typing import Any, Protocol
@@ -126,6 +127,7 @@ class ImageDataModule(pl.LightningDataModule):
     """
 
     name = "images"
+    splits: tuple[str, ...] = ("train",)
 
     def __init__(
         self,
@@ -150,6 +152,18 @@ class ImageDataModule(pl.LightningDataModule):
         # D batches per training iteration (the loss's n_critic): the loader serves them together
         self.batches_per_iteration = 1
         self.dataset: BatchDataset | None = None
+
+    def for_split(self, split: str) -> ImageDataModule:
+        """The same dataset and options, another split (for metrics' reference statistics)."""
+        if split not in self.splits:
+            raise ConfigError(f"{self.name} has no {split!r} split (it has {', '.join(self.splits)})")
+        other = copy.copy(self)
+        other.split, other.dataset, other.batches_per_iteration = split, None, 1
+        other.reset_prepared()
+        return other
+
+    def reset_prepared(self) -> None:
+        """Forget what ``prepare_data`` found (for a copy that reads another split)."""
 
     # -- for subclasses
     def build_dataset(self) -> BatchDataset:

@@ -192,6 +192,9 @@ class FileDataModule(ImageDataModule):
         self._prepared: dict[str, Any] | None = None
         self._streaming = False
 
+    def reset_prepared(self) -> None:
+        self._prepared = None
+
     # -- for subclasses
     def list_files(self) -> tuple[list[str], list[int]]:
         """Paths of the split's image files and their class labels (raise if the data is missing)."""

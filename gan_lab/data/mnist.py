@@ -56,6 +56,7 @@ def find_split(folders: list[Path], split: str) -> tuple[Path, Path] | None:
 class IdxDataModule(ArrayDataModule):
     """An MNIST-format dataset in memory, at any power-of-two resolution >= 32, 1 or 3 channels."""
 
+    splits = ("train", "test")
     folder = "MNIST"  # torchvision's folder name below the root
     title = "MNIST"
     torchvision_class = "MNIST"
@@ -120,6 +121,9 @@ class IdxDataModule(ArrayDataModule):
 
     def prepare_data(self) -> None:
         self.files = self.locate()
+
+    def reset_prepared(self) -> None:
+        self.files = None
 
     def load(self) -> tuple[Tensor, Tensor]:
         images_path, labels_path = self.files or self.locate()

@@ -322,6 +322,11 @@ class GANModule(pl.LightningModule):
         z = self.sample_z if z is None else z.to(self.device)
         return self.G_ema(z)
 
+    @torch.no_grad()
+    def metric_samples(self, z: Tensor, rng: torch.Generator) -> Tensor:
+        """Images from the EMA generator for FID/KID (random noise where the model has it)."""
+        return self.G_ema(z)
+
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["images_seen"] = self.images_seen

@@ -124,6 +124,11 @@ class StyleGAN(GANModule):
         psi = self.sample_psi if truncation_psi is None else truncation_psi
         return self.G_ema(z, truncation_psi=psi, noise_mode="const")
 
+    @torch.no_grad()
+    def metric_samples(self, z: Tensor, rng: torch.Generator) -> Tensor:
+        """EMA generator, no truncation, fresh noise: the images FID and KID judge (StyleGAN2-ADA)."""
+        return self.G_ema(z, truncation_psi=1.0, noise_mode="random", rng=rng)
+
     # ------------------------------------------------------------------ regularization
     @property
     def g_reg_interval(self) -> int | None:

@@ -1,0 +1,37 @@
+"""Objects from the composed config: the module, the callbacks, the loggers, the FID/KID callback.
+Shared by training, evaluation and generation (which rebuild a model from a checkpoint's config)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from gan_lab.callbacks.quality import QualityCallback
+
+
+def build_module(cfg: DictConfig) -> pl.LightningModule:
+    """The LightningModule of ``cfg.model`` with the loss of ``cfg.loss`` and the augmentation of
+    ``cfg.augment``."""
+    augment = cfg.get("augment") or None
+    return instantiate(cfg.model, loss=cfg.loss, augment=augment, _convert_="all")
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+
+
+def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
+    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+
+
+def build_quality(cfg: DictConfig, datamodule: Any) -> QualityCallback | None:
+    """The FID/KID callback of ``cfg.metrics``, its feature extractor built now: missing weights
+    or an unsupported dataset fail here, before training."""
+    if not cfg.get("metrics"):
+        return None
+    quality: QualityCallback = instantiate(cfg.metrics)
+    quality.prepare(datamodule)
+    return quality

@@ -1,0 +1,147 @@
+"""FID and KID of the EMA generator during training (``metrics=`` group).
+
+Every ``every_n_iters`` iterations and when training ends, ``num_fake`` images from ``G_ema``
+(fixed seeded latents, so evaluations are comparable) are scored against the cached features
+of ``num_real`` real images (``gan_lab/metrics/quality.py``). Each score is
+
+* logged as ``val/fid_<features>`` and ``val/kid_<features>`` (the feature extractor in the name:
+  ``domain`` or ``inception``), with the floor as ``val/fid_<features>_floor``;
+* appended with its protocol (feature extractor and weights hash, num_real, num_fake, split,
+  resolution, resize mode, iteration, kimg) to ``metrics/scores.jsonl`` in the run folder;
+* drawn in ``metrics/<metric>.png`` against kimg (also sent to W&B).
+
+The checkpoint with the best score of ``monitor`` is kept as ``checkpoints/best.ckpt``; the best
+value, its iteration and the history are part of this callback's checkpoint state, so a resumed
+run keeps comparing against them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from gan_lab.errors import ConfigError
+from gan_lab.metrics.evaluator import Evaluator
+from gan_lab.utils.plot import line_plot
+
+log = logging.getLogger("gan_lab.train")
+
+MONITORS = ("fid", "kid")
+
+
+class QualityCallback(pl.Callback):
+    """See the module docstring; the scoring itself is ``gan_lab.metrics.evaluator.Evaluator``'s."""
+
+    def __init__(
+        self,
+        every_n_iters: int = 1000,
+        monitor: str = "fid",
+        dirpath: str = ".",
+        **evaluator: Any,
+    ) -> None:
+        if monitor not in MONITORS:
+            raise ConfigError(f"metrics.monitor={monitor!r} is not one of {', '.join(MONITORS)}")
+        if every_n_iters < 1:
+            raise ConfigError(f"metrics.every_n_iters={every_n_iters} must be >= 1")
+        self.evaluator = Evaluator(**evaluator)
+        self.every_n_iters, self.monitor, self.dirpath = int(every_n_iters), monitor, Path(dirpath)
+        self.best: float | None = None
+        self.best_iteration: int | None = None
+        self.history: list[dict[str, Any]] = []
+        self._last_evaluated: int | None = None
+
+    @property
+    def metric_name(self) -> str:
+        return f"{self.monitor}_{self.evaluator.feature_name}"
+
+    def prepare(self, datamodule: Any) -> None:
+        """Build the feature extractor (fails here, before training, without weights or data)."""
+        self.evaluator.prepare(datamodule)
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self.evaluator.setup(trainer.datamodule, pl_module.device)
+
+    def evaluate(self, trainer: pl.Trainer, pl_module: Any) -> dict[str, Any]:
+        record = {
+            "iteration": trainer.global_step,
+            "kimg": getattr(pl_module, "kimg", 0.0),
+            **self.evaluator.score(pl_module, trainer.global_rank, trainer.world_size),
+        }
+        self.history.append(record)
+        self._last_evaluated = record["iteration"]
+        monitored = record[self.metric_name]
+        improved = self.best is None or monitored < self.best
+        if improved:
+            self.best, self.best_iteration = monitored, record["iteration"]
+        if trainer.is_global_zero:
+            self.report(trainer, record)
+        if improved:  # every rank: saving may be a collective operation
+            trainer.save_checkpoint(str(self.best_path(trainer)), weights_only=False)
+        return record
+
+    def best_path(self, trainer: pl.Trainer) -> Path:
+        callback = trainer.checkpoint_callback
+        folder = Path(callback.dirpath) if callback is not None and callback.dirpath else self.dirpath
+        return folder / "best.ckpt"
+
+    def report(self, trainer: pl.Trainer, record: dict[str, Any]) -> None:
+        name, features = self.metric_name, self.evaluator.feature_name
+        out = self.dirpath / "metrics"
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "scores.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        floor = self.evaluator.floor_value
+        plot = line_plot(
+            [r["kimg"] for r in self.history],
+            [r[name] for r in self.history],
+            out / f"{name}.png",
+            f"{name} (best {self.best:.4g} at iteration {self.best_iteration})",
+            floor=floor if self.monitor == "fid" else None,
+        )
+        values = {
+            f"val/fid_{features}": record[f"fid_{features}"],
+            f"val/kid_{features}": record[f"kid_{features}"],
+        }
+        if floor is not None:
+            values[f"val/fid_{features}_floor"] = floor
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=record["iteration"])
+            log_image = getattr(logger, "log_image", None)
+            if callable(log_image):
+                log_image(key=f"metrics/{name}", images=[str(plot)], step=record["iteration"])
+        floor_text = f" (floor {floor:.4f})" if floor is not None else ""
+        log.info(
+            "iter %d  kimg %.1f  FID %.4f  KID %.5f%s  [%s, %d fakes, %.1f s]",
+            record["iteration"],
+            record["kimg"],
+            record[f"fid_{features}"],
+            record[f"kid_{features}"],
+            floor_text,
+            features,
+            record["num_fake"],
+            record["seconds"],
+        )
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if trainer.global_step % self.every_n_iters == 0:
+            self.evaluate(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._last_evaluated != trainer.global_step:
+            self.evaluate(trainer, pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_iteration": self.best_iteration, "history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state.get("best")
+        self.best_iteration = state.get("best_iteration")
+        self.history = list(state.get("history", []))
+        if self.history:
+            self._last_evaluated = self.history[-1]["iteration"]

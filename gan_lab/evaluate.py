@@ -1,0 +1,90 @@
+"""``python evaluate.py ckpt=PATH``: FID and KID of any lab checkpoint (DCGAN or StyleGAN).
+
+The model is rebuilt from the config stored in the checkpoint and loaded with ``weights_only``;
+the dataset is the one it was trained on (``data_root=DIR`` if it moved); the metrics follow
+``conf/metrics/`` (``metrics.features=inception metrics.num_fake=50000 ...``). The scores are
+printed and written with their protocol to ``scores.json`` in the evaluation's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from gan_lab.checkpoints import load_model
+from gan_lab.errors import ConfigError, GanLabError
+from gan_lab.resolvers import register as register_resolvers
+from gan_lab.train import CONFIG_DIR
+
+log = logging.getLogger("gan_lab.evaluate")
+register_resolvers()
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but no CUDA device is available")
+    return torch.device(name)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    module, info = load_model(cfg.ckpt)
+    data_cfg = OmegaConf.create(info["config"]["data"])
+    if cfg.get("data_root"):
+        data_cfg.root = cfg.data_root
+    datamodule = instantiate(data_cfg, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    device = pick_device(cfg.device)
+    module.to(device)
+    if not cfg.get("metrics"):
+        raise ConfigError("metrics=none: nothing to evaluate")
+    evaluator = instantiate(cfg.metrics).evaluator
+    evaluator.setup(datamodule, device)
+    scores = evaluator.score(module)
+    record = {
+        "ckpt": str(Path(cfg.ckpt).resolve()),
+        "iteration": info["iteration"],
+        "kimg": info["kimg"],
+        **scores,
+    }
+    out = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(".")
+    (out / "scores.json").write_text(json.dumps(record, indent=2))
+    name = evaluator.feature_name
+    floor = record.get("floor_fid")
+    print(f"checkpoint   {record['ckpt']} (iteration {record['iteration']}, {record['kimg']:.1f} kimg)")
+    print(
+        f"fid_{name:<9} {record[f'fid_{name}']:.4f}"
+        + (f"   (floor, test vs train: {floor:.4f})" if floor else "")
+    )
+    print(f"kid_{name:<9} {record[f'kid_{name}']:.6f} +- {record[f'kid_{name}_std']:.6f}")
+    print(
+        f"protocol     {record['num_fake']} fakes vs {record['num_real']} {record['split']} reals, "
+        f"{record['resolution']} px, {record['resize']}, weights sha256 {record['weights_sha256'][:12]}"
+    )
+    print(f"written to   {out / 'scores.json'} ({record['seconds']:.1f} s)")
+    return record
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        record = evaluate(cfg)
+    except GanLabError as e:
+        log.error("%s", e)
+        sys.exit(2)
+    return next((v for k, v in record.items() if k.startswith("fid_")), None)
+
+
+if __name__ == "__main__":
+    main()

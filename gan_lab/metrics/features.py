@@ -1,0 +1,155 @@
+"""Feature extractors for FID and KID: images in [-1, 1] -> one feature vector per image.
+
+* ``InceptionFeatures``: the standard FID network, torch-fidelity's ``FeatureExtractorInceptionV3``
+  ("inception-v3-compat", the TF 2015-12-05 graph converted to PyTorch; the same weights file
+  as pytorch-fid and StudioGAN: ``weights-inception-2015-12-05-6726825d.pth``), 2048-d pool
+  features. Images go in as uint8 RGB (1-channel images repeated to 3) and are resized to
+  299x299 *inside* torch-fidelity's forward by its TF1-exact bilinear interpolation, without
+  antialiasing, as the original TF FID code did. torchmetrics' own ``NoTrainInceptionV3``
+  antialiases by default; calling torch-fidelity's forward keeps parity with torch-fidelity and
+  the published numbers. The same instance feeds torchmetrics' FID and KID (KID takes no
+  weights path of its own).
+* ``DomainFeatures``: the penultimate layer (128-d, before its ReLU) of a small classifier
+  trained on the dataset itself (``gan_lab/metrics/domain.py``), for MNIST and Fashion-MNIST:
+  images are reduced to gray and resized to the dataset's 32x32 frame.
+
+A 2-D input (already features) passes through unchanged: cached real features are fed to the
+torchmetrics objects that way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gan_lab.data.transforms import match_channels, to_uint8
+from gan_lab.errors import ConfigError
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class FeatureExtractor(nn.Module):
+    """Base: ``forward(images in [-1, 1]) -> (N, num_features)`` float32, no gradients."""
+
+    name = "features"
+    num_features: int
+    weights_sha256: str = ""
+    resize: str = ""
+
+    def extract(self, images: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        if images.ndim == 2:  # precomputed features
+            return images.float()
+        return self.extract(images).float()
+
+    def train(self, mode: bool = True) -> FeatureExtractor:
+        return super().train(False)  # always in inference mode
+
+    def protocol(self) -> dict[str, str | int]:
+        return {
+            "features": self.name,
+            "num_features": self.num_features,
+            "weights_sha256": self.weights_sha256,
+            "resize": self.resize,
+        }
+
+
+def default_inception_path() -> Path:
+    """Where torch-fidelity's download puts the weights (torch hub's checkpoints folder)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+def missing_inception_message(path: Path) -> str:
+    return (
+        f"the FID Inception weights ({INCEPTION_FILE}) are not at {path} and cannot be downloaded here. "
+        f"Download {INCEPTION_URL} on a machine with internet and put it at {default_inception_path()} "
+        f"or pass metrics.inception_weights=PATH; or use metrics.features=domain (MNIST, Fashion-MNIST) "
+        f"or metrics=none"
+    )
+
+
+def locate_inception_weights(path: str | None, download: bool = True) -> Path:
+    """The weights file: ``path`` if given, else torch hub's cache, downloaded there if allowed."""
+    if path:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"metrics.inception_weights={path} does not exist")
+        return p
+    p = default_inception_path()
+    if not p.is_file() and download:
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(INCEPTION_URL, str(p), progress=False)
+        except Exception:  # no network: the message below says what to do
+            p.unlink(missing_ok=True)
+    if not p.is_file():
+        raise ConfigError(missing_inception_message(p))
+    return p
+
+
+class InceptionFeatures(FeatureExtractor):
+    """torch-fidelity's FID Inception (see module docstring); ``weights`` is the .pth file."""
+
+    name = "inception"
+    num_features = 2048
+    resize = "torch-fidelity TF1-exact bilinear to 299x299, no antialiasing"
+
+    def __init__(self, weights: str | Path) -> None:
+        super().__init__()
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        try:  # refuse anything but plain tensors before torch-fidelity unpickles the file
+            torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ConfigError(f"{weights} is not a weights file of the FID Inception: {e}") from e
+        self.net = FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
+        )
+        self.weights_sha256 = file_sha256(weights)
+
+    def extract(self, images: Tensor) -> Tensor:
+        rgb = to_uint8(match_channels(images.float(), 3))
+        (features,) = self.net(rgb)
+        return features
+
+
+class DomainFeatures(FeatureExtractor):
+    """Penultimate features of a dataset's own classifier (see ``gan_lab/metrics/domain.py``)."""
+
+    name = "domain"
+    resize = "luma, bilinear (antialiased when shrinking) to 32x32"
+
+    def __init__(self, classifier: nn.Module, weights_sha256: str, frame: int = 32) -> None:
+        super().__init__()
+        self.classifier = classifier
+        self.frame = frame
+        self.num_features = classifier.feature_dim
+        self.weights_sha256 = weights_sha256
+
+    def extract(self, images: Tensor) -> Tensor:
+        x = match_channels(images.float(), 1)
+        if x.shape[-1] != self.frame:
+            x = F.interpolate(
+                x,
+                size=(self.frame, self.frame),
+                mode="bilinear",
+                align_corners=False,
+                antialias=x.shape[-1] > self.frame,
+            )
+        return self.classifier.features(x)

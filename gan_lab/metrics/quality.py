@@ -1,0 +1,156 @@
+"""FID and KID through torchmetrics, with cached real statistics and a data-quality floor.
+
+* FID (Heusel et al. 2017): ``||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))`` of the
+  feature Gaussians (torchmetrics' ``FrechetInceptionDistance``, in float64).
+* KID (Binkowski et al. 2018): the unbiased MMD^2 with the cubic polynomial kernel
+  ``k(x, y) = (x.y / d + 1)^3``, averaged over ``kid_subsets`` random subsets of
+  ``kid_subset_size`` (torchmetrics' ``KernelInceptionDistance``; its subset draws are seeded
+  here, so a score does not change between two evaluations of the same model).
+
+Real features are computed once per (dataset, split, resolution, channels, feature extractor and
+its weights, number of images) and cached as a tensor file; ``num_real`` images are a seeded
+random subset of the split (all of it when smaller). Fakes are generated and featurized batch
+by batch, never all in memory. The floor is the same metric between the test and train splits
+of the dataset: the score a perfect model of the training data would get against test-split
+samples of the same size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from gan_lab.metrics.features import FeatureExtractor
+from gan_lab.utils.checkpoint_io import atomic_torch_save
+
+log = logging.getLogger(__name__)
+
+SampleFn = Callable[[int, int], Tensor]  # (batch index, batch size) -> images in [-1, 1]
+
+
+def dataset_identity(datamodule: Any) -> dict[str, Any]:
+    """What real statistics depend on, for a datamodule."""
+    return {
+        "dataset": datamodule.name,
+        "root": str(Path(datamodule.root).expanduser().resolve()),
+        "split": datamodule.split,
+        "resolution": datamodule.resolution,
+        "channels": datamodule.channels,
+        "crop": getattr(datamodule, "crop", None),
+    }
+
+
+def stats_key(datamodule: Any, extractor: FeatureExtractor, num_real: int) -> str:
+    ident = {**dataset_identity(datamodule), **extractor.protocol(), "num_real": num_real}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    return (
+        f"{datamodule.name}-{datamodule.split}-r{datamodule.resolution}-{extractor.name}-n{num_real}-{digest}"
+    )
+
+
+def base_dataset(datamodule: Any) -> Any:
+    """The datamodule's dataset without mirrored copies (real statistics use the images as stored)."""
+    dataset = datamodule.dataset
+    return getattr(dataset, "base", dataset)
+
+
+@torch.no_grad()
+def real_features(
+    datamodule: Any,
+    extractor: FeatureExtractor,
+    num_real: int,
+    cache_dir: str | Path,
+    device: torch.device | str = "cpu",
+    batch_size: int = 250,
+) -> Tensor:
+    """Features of ``num_real`` images of the datamodule's split (cached on disk)."""
+    path = Path(cache_dir).expanduser() / "stats" / f"{stats_key(datamodule, extractor, num_real)}.pt"
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    if datamodule.dataset is None:
+        datamodule.setup("fit")
+    dataset = base_dataset(datamodule)
+    n = len(dataset)
+    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:num_real].sort().values
+    log.info(
+        "real %s features of %d %s/%s images (once; cached in %s)",
+        extractor.name,
+        chosen.numel(),
+        datamodule.name,
+        datamodule.split,
+        path,
+    )
+    parts = []
+    for i in range(0, chosen.numel(), batch_size):
+        images, _ = dataset.__getitems__(chosen[i : i + batch_size].tolist())
+        parts.append(extractor(datamodule.transform(images.to(device))).cpu())
+    features = torch.cat(parts)
+    atomic_torch_save(features, path)
+    return features
+
+
+def frechet_distance(extractor: FeatureExtractor, a: Tensor, b: Tensor) -> float:
+    """FID between two sets of features (used for the floor)."""
+    fid = FrechetInceptionDistance(feature=extractor, reset_real_features=True).to(a.device)
+    fid.update(a, real=True)
+    fid.update(b, real=False)
+    return float(fid.compute())
+
+
+class QualityMetrics:
+    """FID and KID of generated images against fixed real features, with one shared extractor."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        reals: Tensor,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        num_fake: int = 10000,
+    ) -> None:
+        self.extractor = extractor
+        self.num_real = int(reals.shape[0])
+        subset = max(2, min(kid_subset_size, self.num_real, num_fake))
+        self.fid = FrechetInceptionDistance(feature=extractor, reset_real_features=False)
+        self.kid = KernelInceptionDistance(
+            feature=extractor, subsets=kid_subsets, subset_size=subset, reset_real_features=False
+        )
+        self.kid_subset_size = subset
+        self._reals = reals
+
+    def to(self, device: torch.device | str) -> QualityMetrics:
+        self.fid = self.fid.to(device)
+        self.kid = self.kid.to(device)
+        if self._reals is not None:  # fed once, on the final device
+            reals = self._reals.to(device)
+            self.fid.update(reals, real=True)
+            self.kid.update(reals, real=True)
+            self._reals = None
+        return self
+
+    @torch.no_grad()
+    def evaluate(self, sample: SampleFn, num_fake: int, batch_size: int) -> dict[str, float]:
+        """Generate ``num_fake`` images with ``sample`` (batch by batch) and score them."""
+        self.fid.reset()
+        self.kid.reset()
+        done, index = 0, 0
+        while done < num_fake:
+            n = min(batch_size, num_fake - done)
+            images = sample(index, n).float()
+            self.fid.update(images, real=False)
+            self.kid.update(images, real=False)
+            done, index = done + n, index + 1
+        fid = float(self.fid.compute())
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # KID's subset draws: the same for every evaluation
+            kid_mean, kid_std = self.kid.compute()
+        return {"fid": fid, "kid": float(kid_mean), "kid_std": float(kid_std)}
