@@ -1,0 +1,1 @@
+"""Sample-quality metrics: feature extractors, FID/KID through torchmetrics, the evaluator."""
