@@ -13,8 +13,9 @@ is taken through it.
   rotation, brightness, contrast and saturation, each applied to each image with probability
   ``p``; ``p`` follows the overfitting heuristic ``r_t = E[sign(D(x_real))]``: every
   ``interval`` iterations ``p += sign(r_t - target) * (B * interval) / (kimg * 1000)``, clamped to
-  [0, 1], so it can go from 0 to 1 in ``kimg`` thousand images. ``p`` and the running statistic are
-  buffers: they are logged, saved in checkpoints and resume where they were.
+  [0, 1], so it can go from 0 to 1 in ``kimg`` thousand images (``B``: real images of an iteration,
+  all data-parallel ranks together, whose statistics are summed). ``p`` and the running statistic
+  are buffers: they are logged, saved in checkpoints and resume where they were.
 
 Simplifications of ADA, stated: the geometric transforms are one bilinear resampling with
 reflection padding (ADA upsamples 2x with wavelet filters first to reduce aliasing), and its
@@ -198,7 +199,13 @@ class AdaptiveAugment(Augment):
 
     def update(self, iteration: int, batch_images: int) -> None:
         """Every ``interval`` iterations, move p towards E[sign(D(real))] = target."""
-        if not self.adaptive or (iteration + 1) % self.interval or self.sign_count == 0:
+        if not self.adaptive or (iteration + 1) % self.interval:
+            return
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # every rank's logits count: sum the statistics over data-parallel ranks
+            torch.distributed.all_reduce(self.sign_sum)
+            torch.distributed.all_reduce(self.sign_count)
+        if self.sign_count == 0:
             return
         r_t = self.sign_sum / self.sign_count
         step = batch_images * self.interval / (self.kimg * 1000)

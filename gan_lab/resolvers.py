@@ -12,6 +12,7 @@ hyperparameters with the resolution ``R`` and the total batch ``B`` (per-device 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -48,7 +49,15 @@ def sg2_mbstd_group(batch_size: int) -> int:
     return min(batch_size, 4)
 
 
+def ensure_dir(path: str) -> str:
+    """The folder ``path``, created if missing (for files that need their folder before Hydra makes it,
+    such as the Optuna study's SQLite database in the sweep folder)."""
+    Path(path).expanduser().mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 RESOLVERS = {
+    "ensure_dir": ensure_dir,
     "sg2_r1_gamma": sg2_r1_gamma,
     "sg2_ema_kimg": sg2_ema_kimg,
     "sg2_channel_base": sg2_channel_base,

@@ -9,6 +9,7 @@ training starts.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -32,9 +34,12 @@ from gan_lab.config import validate
 from gan_lab.errors import GanLabError
 from gan_lab.resolvers import register as register_resolvers
 from gan_lab.utils.checkpoint_io import AtomicCheckpointIO
+from gan_lab.utils.sweep import ERROR_FILE
 
 log = logging.getLogger("gan_lab.train")
 register_resolvers()
+# our conf/hydra/launcher/submitit_slurm.yaml extends the plugin's schema of the same name on purpose
+warnings.filterwarnings("ignore", message=".*is validated against ConfigStore schema with the same name")
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -109,8 +114,13 @@ def silence_known_noise() -> None:
 
 
 class _DropAdvert(logging.Filter):
+    """Drops an advertisement and a note about the model summary we configure ourselves."""
+
+    NOISE = ("litlogger", "Trainer already configured with model summary callbacks")
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return not any(n in message for n in self.NOISE)
 
 
 def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, float]:
@@ -137,16 +147,22 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     if cfg.get("ckpt_path"):
         log.info("resuming from %s", cfg.ckpt_path)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
-    log.info(
-        "finished at iteration %d (%.1f kimg); run folder: %s",
-        trainer.global_step,
-        model.kimg,
-        cfg.paths.output_dir,
-    )
     results = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if quality is not None and quality.best is not None:
         results["best"] = quality.best
-        log.info("best %s: %.4f at iteration %d", quality.metric_name, quality.best, quality.best_iteration)
+    if model.diverged:
+        results["best"] = math.inf  # a bad objective for sweepers, not a crash
+    if trainer.is_global_zero:
+        log.info(
+            "finished at iteration %d (%.1f kimg); run folder: %s",
+            trainer.global_step,
+            model.kimg,
+            cfg.paths.output_dir,
+        )
+        if quality is not None and quality.best is not None:
+            log.info(
+                "best %s: %.4f at iteration %d", quality.metric_name, quality.best, quality.best_iteration
+            )
     return results
 
 
@@ -157,14 +173,28 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return train(cfg, overrides)
 
 
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Returns the best monitored metric (for Hydra sweepers), None without metrics."""
+    """Returns the best monitored metric (for Hydra sweepers), None without metrics.
+
+    A refused job (bad value, missing data) exits with status 2 on its own; in a multirun it
+    returns an infinite objective instead and leaves ``error.txt`` in its folder, so the other
+    jobs still run and the sweep summary shows why.
+    """
     try:
         return run(cfg).get("best")
     except GanLabError as e:
         log.error("%s", e)
-        sys.exit(2)
+        if not in_multirun():
+            sys.exit(2)
+        folder = Path(HydraConfig.get().runtime.output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ERROR_FILE).write_text(f"{e}\n")
+        return math.inf
 
 
 if __name__ == "__main__":

@@ -18,20 +18,29 @@ pytestmark = pytest.mark.slow
 
 
 def train_cmd(*overrides: str) -> list[str]:
-    return [sys.executable, str(REPO / "train.py"), *small_overrides(overrides), *overrides]
+    flags = [o for o in overrides if o.startswith("-")]  # -m: Hydra wants flags before overrides
+    rest = [o for o in overrides if not o.startswith("-")]
+    return [sys.executable, str(REPO / "train.py"), *flags, *small_overrides(rest), *rest]
 
 
-def env_for(data_root: Path, wandb_mode: str = "disabled") -> dict[str, str]:
-    return {**os.environ, "GAN_LAB_DATA": str(data_root), "WANDB_MODE": wandb_mode, "PYTHONUNBUFFERED": "1"}
+def env_for(
+    data_root: Path, wandb_mode: str = "disabled", extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    env = {**os.environ, "GAN_LAB_DATA": str(data_root), "WANDB_MODE": wandb_mode, "PYTHONUNBUFFERED": "1"}
+    return {**env, **(extra or {})}
 
 
 def run_train(
-    cwd: Path, data_root: Path, *overrides: str, wandb_mode: str = "disabled"
+    cwd: Path,
+    data_root: Path,
+    *overrides: str,
+    wandb_mode: str = "disabled",
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         train_cmd(*overrides),
         cwd=cwd,
-        env=env_for(data_root, wandb_mode),
+        env=env_for(data_root, wandb_mode, extra_env),
         capture_output=True,
         text=True,
         timeout=300,

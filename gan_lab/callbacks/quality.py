@@ -133,6 +133,8 @@ class QualityCallback(pl.Callback):
             self.evaluate(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if getattr(pl_module, "diverged", None):
+            return  # nothing to score
         if self._last_evaluated != trainer.global_step:
             self.evaluate(trainer, pl_module)
 

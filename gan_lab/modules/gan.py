@@ -114,6 +114,7 @@ class GANModule(pl.LightningModule):
         self.augment = augment
         self.seed = int(seed)
         self.images_seen = 0  # real images shown to D, over all ranks (kimg = images_seen / 1000)
+        self.diverged: str | None = None  # set by DivergenceGuard when the losses stop being finite
         self._rng: torch.Generator | None = None
         sample_rng = torch.Generator().manual_seed(self.seed)
         self.register_buffer("sample_z", self.draw_latents(num_samples, sample_rng, device="cpu"))

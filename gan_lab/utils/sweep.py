@@ -1,0 +1,87 @@
+"""Hydra callback: a summary of every job of a multirun, written when the sweep ends.
+
+Each job leaves ``job_result.json`` in its folder (its overrides, status, objective and error);
+when the sweep ends, ``summary.csv`` and ``summary.md`` at the multirun root list them all,
+sorted by objective (the best monitored metric; ``inf`` for a diverged or refused job). Files
+rather than memory, so it also works when jobs run elsewhere (submitit, SLURM).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "job_result.json"
+ERROR_FILE = "error.txt"
+
+
+def _objective(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class SweepSummary(Callback):
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        folder = Path(job_return.working_dir or ".")
+        hydra_cfg = job_return.hydra_cfg.hydra if job_return.hydra_cfg is not None else None
+        if hydra_cfg is not None and hydra_cfg.runtime.output_dir:
+            folder = Path(hydra_cfg.runtime.output_dir)
+        failed = job_return.status == JobStatus.FAILED
+        error = str(job_return._return_value) if failed else None
+        if error is None and (folder / ERROR_FILE).is_file():
+            error = (folder / ERROR_FILE).read_text().strip()
+        entry = {
+            "job": hydra_cfg.job.num if hydra_cfg is not None else None,
+            "overrides": list(job_return.overrides or []),
+            "status": "failed" if failed else ("refused" if error else "completed"),
+            "objective": None if failed else _objective(job_return._return_value),
+            "error": error,
+            "folder": str(folder),
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / RESULT_FILE).write_text(json.dumps(entry, indent=2))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        root = Path(config.hydra.sweep.dir)
+        rows = [json.loads(p.read_text()) for p in root.glob(f"*/{RESULT_FILE}")]
+        if not rows:
+            return
+        rows.sort(
+            key=lambda r: (
+                r["objective"] is None or math.isnan(r["objective"]),
+                r["objective"] or 0,
+                r["job"],
+            )
+        )
+        with open(root / "summary.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["job", "status", "objective", "overrides", "error", "folder"])
+            for r in rows:
+                writer.writerow(
+                    [
+                        r["job"],
+                        r["status"],
+                        r["objective"],
+                        " ".join(r["overrides"]),
+                        r["error"] or "",
+                        r["folder"],
+                    ]
+                )
+        lines = ["| job | status | objective | overrides |", "| ---: | --- | ---: | --- |"]
+        for r in rows:
+            value = "" if r["objective"] is None else f"{r['objective']:.4f}"
+            lines.append(f"| {r['job']} | {r['status']} | {value} | {' '.join(r['overrides'])} |")
+        (root / "summary.md").write_text("\n".join(lines) + "\n")
+        log.info("sweep summary (%s):\n%s", root / "summary.csv", "\n".join(lines))

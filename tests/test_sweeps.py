@@ -1,0 +1,158 @@
+"""Sweeps and scale-out: multirun, Optuna, submitit, data-parallel training, divergence."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import sqlite3
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+import yaml
+
+from gan_lab.config import validate
+from gan_lab.losses import NonSaturatingLoss
+from gan_lab.train import run
+
+from .conftest import REPO
+from .test_cli import run_train
+
+pytestmark = pytest.mark.slow
+
+TINY_METRICS = (
+    "metrics.every_n_iters=2",
+    "metrics.num_real=64",
+    "metrics.num_fake=32",
+    "metrics.batch_size=16",
+    "metrics.kid_subsets=5",
+    "metrics.kid_subset_size=16",
+)
+
+
+def summary(root: Path) -> list[dict[str, str]]:
+    (sweep,) = root.glob("outputs/multiruns/*")
+    with open(sweep / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_multirun_runs_each_job_and_summarises_them(tmp_path: Path, fashion_root: Path) -> None:
+    env = {"GAN_LAB_CACHE": str(tmp_path / "cache")}
+    done = run_train(
+        tmp_path,
+        fashion_root,
+        "-m",
+        "seed=1,2",
+        "data.resolution=32,48",
+        "trainer.max_steps=2",
+        "metrics=default",
+        *TINY_METRICS,
+        extra_env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = summary(tmp_path)
+    assert len(rows) == 4
+    by_status = {r["status"] for r in rows}
+    assert by_status == {"completed", "refused"}
+    refused = [r for r in rows if r["status"] == "refused"]
+    assert all("data.resolution=48" in r["overrides"] and "power of two" in r["error"] for r in refused)
+    assert all(math.isinf(float(r["objective"])) for r in refused)
+    completed = [r for r in rows if r["status"] == "completed"]
+    assert all(0 < float(r["objective"]) < math.inf for r in completed)
+    for r in completed:  # each job has its own run folder
+        assert (Path(r["folder"]) / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_optuna_search_minimises_the_returned_metric(tmp_path: Path, fashion_root: Path) -> None:
+    env = {"GAN_LAB_CACHE": str(tmp_path / "cache")}
+    done = run_train(
+        tmp_path,
+        fashion_root,
+        "-m",
+        "hparams_search=optuna_fid",
+        "hydra.sweeper.n_trials=2",
+        "trainer.max_steps=2",
+        "metrics=default",
+        *TINY_METRICS,
+        extra_env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (sweep,) = tmp_path.glob("outputs/multiruns/*")
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    values = [float(r["objective"]) for r in summary(tmp_path)]
+    assert len(values) == 2 and best["best_value"] == pytest.approx(min(values))
+    with sqlite3.connect(sweep / "optuna.db") as db:  # the study is stored, so it can be resumed
+        assert db.execute("select count(*) from trials").fetchone()[0] == 2
+
+
+def test_submitit_local_launcher_runs_a_job(tmp_path: Path, fashion_root: Path) -> None:
+    done = run_train(tmp_path, fashion_root, "-m", "hydra/launcher=submitit_local", "trainer.max_steps=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = summary(tmp_path)
+    assert row["status"] == "completed"
+    assert (Path(row["folder"]) / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_two_process_data_parallel_run(tmp_path: Path, fashion_root: Path) -> None:
+    run_dir = tmp_path / "ddp"
+    done = run_train(
+        tmp_path,
+        fashion_root,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_steps=6",
+        "callbacks.samples.every_n_iters=3",
+        "metrics=default",
+        "metrics.every_n_iters=3",
+        *TINY_METRICS[1:],
+        f"hydra.run.dir={run_dir}",
+        extra_env={"GAN_LAB_CACHE": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = (run_dir / "train.log").read_text()
+    assert "replicas agree: G, D, G_ema identical on 2 processes at iteration 6" in log
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 6 and last["images_seen"] == 6 * 16 * 2  # kimg counts both ranks
+    # samples, scores and checkpoints come from rank 0 only: no duplicates
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+        "iter_0000000.png",
+        "iter_0000003.png",
+        "iter_0000006.png",
+    ]
+    scores = (run_dir / "metrics" / "scores.jsonl").read_text().splitlines()
+    assert len(scores) == 2
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert log.count("finished at iteration 6") == 1
+
+
+def test_a_diverging_run_stops_cleanly_with_a_bad_objective(compose_cfg, tmp_path: Path, caplog) -> None:
+    out = tmp_path / "run"
+    real = NonSaturatingLoss.discriminator
+    calls = {"n": 0}
+
+    def poisoned(self, real_logits, fake_logits):
+        calls["n"] += 1
+        loss = real(self, real_logits, fake_logits)
+        return loss * float("nan") if calls["n"] >= 3 else loss
+
+    with mock.patch.object(NonSaturatingLoss, "discriminator", poisoned), caplog.at_level(logging.ERROR):
+        result = run(
+            compose_cfg("trainer.max_steps=50", "callbacks.divergence.check_every_n_iters=2", run_dir=out)
+        )
+    assert result["best"] == math.inf
+    assert any("training diverged (loss/d=nan at iteration 4)" in r.getMessage() for r in caplog.records)
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+
+
+def test_wandb_sweep_parameters_are_valid_overrides(compose_cfg) -> None:
+    spec = yaml.safe_load((REPO / "sweeps" / "wandb_fid.yaml").read_text())
+    assert "${args_no_hyphens}" in spec["command"] and spec["program"] == "train.py"
+    for key, param in spec["parameters"].items():
+        samples = param.get("values") or [param.get("value")]
+        if "min" in param:
+            samples = [param["min"], param["max"]]
+        for value in samples:
+            validate(compose_cfg(f"{key}={value}"))
