@@ -131,6 +131,18 @@ def validate(cfg: DictConfig) -> None:
         "a list from " + ", ".join(DIFFAUG_POLICIES),
     )
 
+    if _get(cfg, "model.compile") is True:
+        double_backward = [
+            key
+            for key in ("model.r1_gamma", "model.r2_gamma", "model.pl_weight", "loss.gp_lambda")
+            if _is_number(_get(cfg, key)) and _get(cfg, key) > 0
+        ]
+        if double_backward:
+            raise ConfigError(
+                f"model.compile=true cannot be combined with {', '.join(double_backward)} > 0: those "
+                "penalties need double backward, which torch.compile does not support"
+            )
+
     check(
         cfg,
         "trainer.max_steps",

@@ -39,6 +39,8 @@ class DCGAN(GANModule):
         augment: Augment | None = None,
         num_samples: int = 64,
         seed: int = 0,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         loss = loss if loss is not None else NonSaturatingLoss()
         if d_norm == "auto":
@@ -60,5 +62,7 @@ class DCGAN(GANModule):
             augment=augment,
             num_samples=num_samples,
             seed=seed,
+            channels_last=channels_last,
+            compile=compile,
         )
         self.save_hyperparameters(ignore=["loss", "augment"])

@@ -62,6 +62,8 @@ class StyleGAN(GANModule):
         sample_psi: float = 1.0,
         num_samples: int = 64,
         seed: int = 0,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         if not 0 <= style_mixing_prob <= 1:
             raise ValueError(f"style_mixing_prob={style_mixing_prob} must be in [0, 1]")
@@ -88,6 +90,8 @@ class StyleGAN(GANModule):
             augment=augment,
             num_samples=num_samples,
             seed=seed,
+            channels_last=channels_last,
+            compile=compile,
         )
         self.save_hyperparameters(ignore=["loss", "augment"])
         self.style_mixing_prob = float(style_mixing_prob)
