@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install data train test lint format clean bench-data domain-classifier
+.PHONY: install data train test lint format clean bench bench-data domain-classifier
 
 # The torch pins match the wheels on the development machines' disk (no multi-GB download).
 $(STAMP): pyproject.toml
@@ -34,6 +34,10 @@ train: data
 
 test: install
 	WANDB_MODE=disabled $(PY) -m pytest -q $(ARGS)
+
+# training-step throughput, lab vs a plain PyTorch loop (the last line is the headline)
+bench: install
+	$(PY) benchmarks/train_step.py $(ARGS)
 
 # data throughput (images/s) of the lab's in-memory and streaming paths vs torchvision ImageFolder
 bench-data: install

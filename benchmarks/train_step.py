@@ -302,9 +302,10 @@ def main() -> None:
             for impl in order:
                 runs[c][impl].append(measure(impl, c, args))
             last = {i: runs[c][i][-1] for i in ("lab", "plain")}
+            rates = {i: last[i]["iters"] / last[i]["seconds"] for i in last}
             print(
-                f"repeat {r + 1}/{args.repeats} {c}: lab {last['lab']['iters'] / last['lab']['seconds']:.2f} it/s, "
-                f"plain {last['plain']['iters'] / last['plain']['seconds']:.2f} it/s",
+                f"repeat {r + 1}/{args.repeats} {c}: "
+                f"lab {rates['lab']:.2f} it/s, plain {rates['plain']:.2f} it/s",
                 flush=True,
             )
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -314,7 +315,8 @@ def main() -> None:
             f"Device: {device}; batch {args.batch}; {args.iters} timed iterations after {args.warmup}; "
             f"{args.repeats} interleaved repeats; extra lab overrides: `{args.extra or 'none'}`",
             "",
-            "| config | lab it/s | plain it/s | lab images/s | ratio lab/plain (min, max) | lab peak MB | plain peak MB |",
+            "| config | lab it/s | plain it/s | lab images/s | ratio lab/plain (min, max) | lab peak MB "
+            "| plain peak MB |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         ],
     )
@@ -335,8 +337,8 @@ def main() -> None:
         rows.append(row)
         table.append(
             f"| {c} | {row['lab_it_s']:.2f} | {row['plain_it_s']:.2f} | {row['lab_it_s'] * args.batch:.0f} | "
-            f"{row['ratio']:.3f} ({row['ratio_min']:.3f}, {row['ratio_max']:.3f}) | {row['lab_peak_mb']:.0f} | "
-            f"{row['plain_peak_mb']:.0f} |"
+            f"{row['ratio']:.3f} ({row['ratio_min']:.3f}, {row['ratio_max']:.3f}) | "
+            f"{row['lab_peak_mb']:.0f} | {row['plain_peak_mb']:.0f} |"
         )
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
@@ -346,9 +348,8 @@ def main() -> None:
     (out / "train_step.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
     head = rows[0]
-    print(
-        f"{head['config']} ratio lab/plain {head['ratio']:.2f} (min {head['ratio_min']:.2f}, max {head['ratio_max']:.2f})"
-    )
+    spread = f"min {head['ratio_min']:.2f}, max {head['ratio_max']:.2f}"
+    print(f"{head['config']} ratio lab/plain {head['ratio']:.2f} ({spread})")
 
 
 if __name__ == "__main__":

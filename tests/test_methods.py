@@ -108,3 +108,20 @@ def test_ada_probability_is_saved_and_resumes_exactly(compose_cfg, tmp_path: Pat
     a, b = state(straight / "checkpoints" / "last.ckpt"), state(resumed / "checkpoints" / "last.ckpt")
     assert_same_training_state(a, b)  # includes augment.p and the sign statistics
     assert "augment.p" in a["state_dict"]
+
+
+def test_channels_last_trains(compose_cfg, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    run(compose_cfg("model.channels_last=true", "trainer.max_steps=2", run_dir=out))
+    assert state(out / "checkpoints" / "last.ckpt")["global_step"] == 2
+
+
+def test_compile_is_refused_with_double_backward_penalties(compose_cfg) -> None:
+    from gan_lab.config import validate
+    from gan_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.compile=true cannot be combined with model.r1_gamma"):
+        validate(compose_cfg("model.compile=true", "model.r1_gamma=1"))
+    with pytest.raises(ConfigError, match=r"model.pl_weight"):
+        validate(compose_cfg("model=stylegan", "model.compile=true", "model.r1_gamma=0"))
+    validate(compose_cfg("model.compile=true"))  # DCGAN without penalties: allowed

@@ -1,7 +1,7 @@
 """Stops a run whose losses are no longer finite, cleanly.
 
-Every ``check_every_n_iters`` iterations (one host synchronisation each time) the last logged D
-and G losses are checked; a NaN or infinite value ends training after the current iteration
+Every ``check_every_n_iters`` iterations (one host synchronisation each time) the latest D and G
+losses of the module are checked; a NaN or infinite value ends training after the current iteration
 with an error line naming the loss, the value and the iteration. ``last.ckpt`` is still written
 (the state as it is, for inspection), FID is not computed on it, and ``train`` returns an
 infinite objective, so a sweep marks the trial as bad and goes on.
@@ -27,8 +27,9 @@ class DivergenceGuard(pl.Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, *args: Any) -> None:
         if trainer.global_step % self.check_every_n_iters:
             return
+        latest = getattr(pl_module, "latest_logs", {})
         for key in self.WATCHED:
-            value = trainer.callback_metrics.get(key)
+            value = latest.get(key)
             if value is not None and not math.isfinite(float(value)):
                 pl_module.diverged = f"{key}={float(value)} at iteration {trainer.global_step}"
                 log.error("training diverged (%s): stopping; last.ckpt keeps the state", pl_module.diverged)

@@ -317,13 +317,20 @@ class GANModule(pl.LightningModule):
         if self.should_log():
             self.log_iteration()
 
+    @property
+    def latest_logs(self) -> dict[str, Tensor]:
+        """The latest value of everything the loop logs (lazy regularizers: their last evaluation)."""
+        return self._latest_logs
+
     def should_log(self) -> bool:
         """At the loggers' interval (``trainer.log_every_n_steps`` iterations) and at the last iteration.
 
         ``self.log`` costs about a millisecond per value, which adds up on small networks; values
         computed between logging steps (lazy regularizers) are kept until the next one."""
         every, last = self.trainer.log_every_n_steps, self.trainer.max_steps
-        return (every > 0 and self.iteration % every == 0) or (last is not None and 0 < last <= self.iteration)
+        return (every > 0 and self.iteration % every == 0) or (
+            last is not None and 0 < last <= self.iteration
+        )
 
     def log_iteration(self) -> None:
         logs = self._latest_logs
@@ -336,7 +343,9 @@ class GANModule(pl.LightningModule):
         self.log("step", float(self.iteration), on_step=True, on_epoch=False)
 
     @staticmethod
-    def lazy_adam(params: Any, lr: float, betas: tuple[float, float], interval: int | None) -> torch.optim.Adam:
+    def lazy_adam(
+        params: Any, lr: float, betas: tuple[float, float], interval: int | None
+    ) -> torch.optim.Adam:
         """Adam with StyleGAN2's lazy-regularization correction ``c = k / (k + 1)``."""
         c = interval / (interval + 1) if interval else 1.0
         return torch.optim.Adam(params, lr=lr * c, betas=(betas[0] ** c, betas[1] ** c), eps=1e-8)
