@@ -73,6 +73,9 @@ def test_run_folder_layout(tmp_path: Path, fashion_root: Path) -> None:
         assert (run / rel).is_file(), rel
     log = (run / "train.log").read_text()
     assert "finished at iteration 6" in log
+    # a single run is not a sweep job: the sweep summary leaves it alone (no warning, no file)
+    assert "SweepSummary" not in done.stderr
+    assert not (run / "job_result.json").exists()
 
 
 def test_bad_value_is_one_line_before_training(tmp_path: Path, fashion_root: Path) -> None:

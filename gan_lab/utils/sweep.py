@@ -17,6 +17,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         folder = Path(job_return.working_dir or ".")
         hydra_cfg = job_return.hydra_cfg.hydra if job_return.hydra_cfg is not None else None
+        if hydra_cfg is not None and hydra_cfg.mode != RunMode.MULTIRUN:
+            return  # a single run is not part of a sweep (and has no job number)
         if hydra_cfg is not None and hydra_cfg.runtime.output_dir:
             folder = Path(hydra_cfg.runtime.output_dir)
         failed = job_return.status == JobStatus.FAILED
