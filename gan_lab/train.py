@@ -34,7 +34,7 @@ from gan_lab.config import validate
 from gan_lab.errors import GanLabError
 from gan_lab.resolvers import register as register_resolvers
 from gan_lab.utils.checkpoint_io import AtomicCheckpointIO
-from gan_lab.utils.sweep import ERROR_FILE
+from gan_lab.utils.sweep import DIVERGED_FILE, ERROR_FILE
 
 log = logging.getLogger("gan_lab.train")
 register_resolvers()
@@ -152,6 +152,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         results["best"] = quality.best
     if model.diverged:
         results["best"] = math.inf  # a bad objective for sweepers, not a crash
+        if trainer.is_global_zero:  # the reason, for the sweep summary
+            (Path(cfg.paths.output_dir) / DIVERGED_FILE).write_text(f"training diverged ({model.diverged})\n")
     if trainer.is_global_zero:
         log.info(
             "finished at iteration %d (%.1f kimg); run folder: %s",

@@ -12,10 +12,14 @@ from unittest import mock
 import pytest
 import torch
 import yaml
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 from gan_lab.config import validate
 from gan_lab.losses import NonSaturatingLoss
 from gan_lab.train import run
+from gan_lab.utils.sweep import DIVERGED_FILE, ERROR_FILE, SweepSummary
 
 from .conftest import REPO
 from .test_cli import run_train
@@ -145,6 +149,37 @@ def test_a_diverging_run_stops_cleanly_with_a_bad_objective(compose_cfg, tmp_pat
     assert result["best"] == math.inf
     assert any("training diverged (loss/d=nan at iteration 4)" in r.getMessage() for r in caplog.records)
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    assert (out / DIVERGED_FILE).read_text().strip() == "training diverged (loss/d=nan at iteration 4)"
+
+
+def test_sweep_summary_names_diverged_and_refused_jobs(tmp_path: Path) -> None:
+    outcomes = {
+        0: ("completed", 12.5, None),
+        1: ("diverged", math.inf, DIVERGED_FILE),
+        2: ("refused", math.inf, ERROR_FILE),
+    }
+    callback = SweepSummary()
+    for num, (_, objective, reason_file) in outcomes.items():
+        folder = tmp_path / str(num)
+        folder.mkdir()
+        if reason_file:
+            (folder / reason_file).write_text(f"reason of job {num}\n")
+        hydra_cfg = OmegaConf.create(
+            {"hydra": {"mode": RunMode.MULTIRUN, "runtime": {"output_dir": str(folder)}, "job": {"num": num}}}
+        )
+        job = JobReturn(overrides=[f"seed={num}"], hydra_cfg=hydra_cfg, working_dir=str(folder))
+        job.status, job._return_value = JobStatus.COMPLETED, objective
+        callback.on_job_end(OmegaConf.create(), job)
+    callback.on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    with open(tmp_path / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["job"], r["status"]) for r in rows] == [
+        ("0", "completed"),
+        ("1", "diverged"),
+        ("2", "refused"),
+    ]
+    assert rows[0]["error"] == "" and float(rows[0]["objective"]) == 12.5
+    assert rows[1]["error"] == "reason of job 1" and math.isinf(float(rows[1]["objective"]))
 
 
 def test_wandb_sweep_parameters_are_valid_overrides(compose_cfg) -> None:

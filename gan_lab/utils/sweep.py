@@ -2,7 +2,8 @@
 
 Each job leaves ``job_result.json`` in its folder (its overrides, status, objective and error);
 when the sweep ends, ``summary.csv`` and ``summary.md`` at the multirun root list them all,
-sorted by objective (the best monitored metric; ``inf`` for a diverged or refused job). Files
+sorted by objective (the best monitored metric; ``inf`` for a diverged or refused job, whose
+status and reason come from ``diverged.txt`` / ``error.txt`` in its folder). Files
 rather than memory, so it also works when jobs run elsewhere (submitit, SLURM).
 """
 
@@ -23,7 +24,8 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "job_result.json"
-ERROR_FILE = "error.txt"
+ERROR_FILE = "error.txt"  # a refused job's one-line reason (bad value, missing data)
+DIVERGED_FILE = "diverged.txt"  # a job whose losses stopped being finite: which loss, when
 
 
 def _objective(value: Any) -> float | None:
@@ -43,12 +45,14 @@ class SweepSummary(Callback):
             folder = Path(hydra_cfg.runtime.output_dir)
         failed = job_return.status == JobStatus.FAILED
         error = str(job_return._return_value) if failed else None
-        if error is None and (folder / ERROR_FILE).is_file():
-            error = (folder / ERROR_FILE).read_text().strip()
+        status = "failed" if failed else "completed"
+        for name, outcome in ((ERROR_FILE, "refused"), (DIVERGED_FILE, "diverged")):
+            if error is None and (folder / name).is_file():
+                error, status = (folder / name).read_text().strip(), outcome
         entry = {
             "job": hydra_cfg.job.num if hydra_cfg is not None else None,
             "overrides": list(job_return.overrides or []),
-            "status": "failed" if failed else ("refused" if error else "completed"),
+            "status": status,
             "objective": None if failed else _objective(job_return._return_value),
             "error": error,
             "folder": str(folder),
