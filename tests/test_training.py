@@ -9,6 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from gan_lab.callbacks.progress import GANProgressBar, format_speed
 from gan_lab.checkpoints import load_checkpoint
 from gan_lab.errors import CheckpointError
 from gan_lab.modules import DCGAN
@@ -201,3 +202,17 @@ def test_interrupted_write_keeps_the_previous_checkpoint(
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_speed_reads_as_seconds_per_iteration_for_slow_models() -> None:
+    # a GPU-sized StyleGAN on a CPU makes ~0.01 it/s: "0.00 it/s" would say nothing
+    assert format_speed(7.0) == "7.00 it/s"
+    assert format_speed(0.0094) == "106.4 s/it"
+
+
+def test_progress_bar_refresh_rate_counts_iterations() -> None:
+    bar = GANProgressBar(refresh_rate=25)
+    assert bar.every_n_iters == 25 and bar.refresh_rate == GANProgressBar.THREAD_HZ
+    assert GANProgressBar(refresh_rate=0).is_disabled
+    with pytest.raises(ValueError, match="refresh_rate must be >= 0 iterations, got -1"):
+        GANProgressBar(refresh_rate=-1)

@@ -110,4 +110,9 @@ class IterationLog(pl.Callback):
         )
         total = f"/{trainer.max_steps}" if trainer.max_steps and trainer.max_steps > 0 else ""
         kimg = getattr(pl_module, "images_seen", 0) / 1000
-        log.info("iter %d%s  kimg %.1f  %s  %.2f it/s", step, total, kimg, losses, rate)
+        log.info("iter %d%s  kimg %.1f  %s  %s", step, total, kimg, losses, format_speed(rate))
+
+
+def format_speed(rate: float) -> str:
+    """Iterations per second, or seconds per iteration when that reads better (big models on CPU)."""
+    return f"{rate:.2f} it/s" if rate >= 0.5 else f"{1 / max(rate, 1e-9):.1f} s/it"
