@@ -47,6 +47,26 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
+def bench_config(model: str, resolution: int, batch: int, overrides: list[str], hydra: bool = False):
+    """The lab's training config for a benchmark: ``model`` on RGB images of ``resolution``."""
+    from hydra import compose, initialize_config_dir
+
+    from gan_lab.train import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(
+            config_name="train",
+            overrides=[
+                f"model={model}",
+                f"data.resolution={resolution}",
+                "data.channels=3",
+                f"data.batch_size={batch}",
+                *overrides,
+            ],
+            return_hydra_config=hydra,
+        )
+
+
 # ---------------------------------------------------------------------------- the lab
 def lab_worker(
     model: str, resolution: int, overrides: list[str], batch: int, warmup: int, iters: int
@@ -54,7 +74,6 @@ def lab_worker(
     import tempfile
 
     import pytorch_lightning as pl
-    from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
@@ -87,37 +106,24 @@ def lab_worker(
 
     clock = Clock()
     out = tempfile.mkdtemp(prefix="bench-")
-    with initialize_config_dir(config_dir=lab.CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                f"model={model}",
-                f"data.resolution={resolution}",
-                "data.channels=3",
-                f"data.batch_size={batch}",
-                f"trainer.max_steps={warmup + iters}",
-                "metrics=none",
-                "logger=csv",
-                *overrides,
-            ],
-            return_hydra_config=True,
-        )
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = out
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-        original_instantiate = lab.instantiate
+    overrides = [f"trainer.max_steps={warmup + iters}", "metrics=none", "logger=csv", *overrides]
+    cfg = bench_config(model, resolution, batch, overrides, hydra=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = out
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    original_instantiate = lab.instantiate
 
-        def instantiate(node, *args, **kwargs):  # swap the dataset for random images of the same shape
-            if node is cfg.data:
-                return RandomImages(str(out), resolution, 3, batch)
-            return original_instantiate(node, *args, **kwargs)
+    def instantiate(node, *args, **kwargs):  # swap the dataset for random images of the same shape
+        if node is cfg.data:
+            return RandomImages(str(out), resolution, 3, batch)
+        return original_instantiate(node, *args, **kwargs)
 
-        lab.instantiate = instantiate
-        callbacks = lab.build_callbacks
-        lab.build_callbacks = lambda c: [*callbacks(c), clock]
-        lab.train(cfg, [])
+    lab.instantiate = instantiate
+    callbacks = lab.build_callbacks
+    lab.build_callbacks = lambda c: [*callbacks(c), clock]
+    lab.train(cfg, [])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return {
         "seconds": clock.end - clock.start,
@@ -131,28 +137,16 @@ def lab_worker(
 def plain_worker(
     model: str, resolution: int, overrides: list[str], batch: int, warmup: int, iters: int
 ) -> dict:
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
     from gan_lab.losses import path_lengths, r1_penalty
     from gan_lab.nn.ema import ema_beta, update_ema
     from gan_lab.resolvers import register
-    from gan_lab.train import CONFIG_DIR
 
     register()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=[
-                f"model={model}",
-                f"data.resolution={resolution}",
-                "data.channels=3",
-                f"data.batch_size={batch}",
-                *overrides,
-            ],
-        )
+    cfg = bench_config(model, resolution, batch, overrides)
     m = cfg.model
     # the same networks, built by their own classes from the same settings
     if model == "dcgan":

@@ -40,6 +40,15 @@ TINY_MODEL = {
     ],
 }
 
+# FID/KID every 2 iterations on a handful of images (add "metrics=default" to turn them on)
+TINY_METRICS = (
+    "metrics.every_n_iters=2",
+    "metrics.num_real=64",
+    "metrics.num_fake=32",
+    "metrics.batch_size=16",
+    "metrics.kid_subsets=5",
+    "metrics.kid_subset_size=16",
+)
 
 # no downloads, no system folders, no worker processes
 HERMETIC_DATA = {

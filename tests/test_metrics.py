@@ -28,6 +28,7 @@ from gan_lab.metrics.features import (
 from gan_lab.metrics.quality import QualityMetrics, frechet_distance, real_features
 from gan_lab.train import CONFIG_DIR, run
 
+from .conftest import TINY_METRICS
 from .test_training import state
 
 
@@ -163,15 +164,7 @@ def test_real_features_are_cached(fashion_root: Path, tmp_path: Path) -> None:
     assert len(list((tmp_path / "stats").glob("*.pt"))) == 2
 
 
-METRICS = (
-    "metrics=default",
-    "metrics.every_n_iters=2",
-    "metrics.num_real=64",
-    "metrics.num_fake=32",
-    "metrics.batch_size=16",
-    "metrics.kid_subsets=5",
-    "metrics.kid_subset_size=16",
-)
+METRICS = ("metrics=default", *TINY_METRICS)
 
 
 def test_training_scores_keeps_the_best_and_returns_it(compose_cfg, tmp_path: Path) -> None:

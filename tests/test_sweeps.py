@@ -21,19 +21,10 @@ from gan_lab.losses import NonSaturatingLoss
 from gan_lab.train import run
 from gan_lab.utils.sweep import DIVERGED_FILE, ERROR_FILE, SweepSummary
 
-from .conftest import REPO
+from .conftest import REPO, TINY_METRICS
 from .test_cli import run_train
 
 pytestmark = pytest.mark.slow
-
-TINY_METRICS = (
-    "metrics.every_n_iters=2",
-    "metrics.num_real=64",
-    "metrics.num_fake=32",
-    "metrics.batch_size=16",
-    "metrics.kid_subsets=5",
-    "metrics.kid_subset_size=16",
-)
 
 
 def summary(root: Path) -> list[dict[str, str]]:
