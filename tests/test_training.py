@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
@@ -210,9 +211,17 @@ def test_speed_reads_as_seconds_per_iteration_for_slow_models() -> None:
     assert format_speed(0.0094) == "106.4 s/it"
 
 
-def test_progress_bar_refresh_rate_counts_iterations() -> None:
-    bar = GANProgressBar(refresh_rate=25)
-    assert bar.every_n_iters == 25 and bar.refresh_rate == GANProgressBar.THREAD_HZ
+def test_progress_bar_redraws_every_n_iterations_and_at_the_end() -> None:
+    bar = GANProgressBar(refresh_rate=10)
+    bar.train_progress_bar_id = 0
+    redrawn: list[int] = []
+    bar._update = lambda task, step, *a, **k: redrawn.append(step)
+    bar._update_metrics = bar.refresh = lambda *a, **k: None
+    trainer = SimpleNamespace(global_step=0, max_steps=25)
+    for step in range(1, 26):
+        trainer.global_step = step
+        bar.on_train_batch_end(trainer, None)
+    assert redrawn == [10, 20, 25]
     assert GANProgressBar(refresh_rate=0).is_disabled
     with pytest.raises(ValueError, match="refresh_rate must be >= 0 iterations, got -1"):
         GANProgressBar(refresh_rate=-1)
