@@ -14,7 +14,7 @@ from gan_lab.data import files as files_module
 from gan_lab.errors import DatasetFormatError, DatasetNotFoundError
 from gan_lab.train import build_module, run
 
-from .datasets_on_disk import write_celeba, write_cifar10, write_image_folder, write_mnist
+from .datasets_on_disk import face_like, write_celeba, write_cifar10, write_image_folder, write_mnist
 
 
 def ready(dm):
@@ -199,6 +199,33 @@ def test_hflip_adds_mirrored_copies(tmp_path: Path) -> None:
     assert len(mirrored.dataset) == 2 * len(plain.dataset)
     images, _ = mirrored.dataset.__getitems__([0, 7])
     assert torch.equal(images[1], images[0].flip(-1))
+
+
+def test_symlinked_folders_add_each_real_file_once(tmp_path: Path, caplog) -> None:
+    root = tmp_path / "imgs"
+    write_image_folder(root)  # 8 image files, one of them corrupt: 7 images
+    (root / "d").mkdir()
+    (root / "d" / "loop").symlink_to("..")  # a loop back to the root
+    (root / "cats" / "alias.jpg").symlink_to(root / "cats" / "rgb.jpg")  # the same file again
+    with caplog.at_level(logging.WARNING):
+        dm = ready(folder_dm(root, tmp_path / "cache"))
+    assert len(dm.dataset) == 7
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert str(root / "d" / "loop") in warned and str(root / "cats" / "alias.jpg") in warned
+    # folders outside the root, linked in, are followed; a folder linked twice counts once
+    outside = tmp_path / "more_faces"
+    outside.mkdir()
+    for i in range(3):
+        face_like(10 + i, (40, 40)).save(outside / f"face{i}.png")
+    (root / "extra").symlink_to(outside)
+    (root / "extra_again").symlink_to(outside)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        dm = ready(folder_dm(root, tmp_path / "cache"))
+    assert len(dm.dataset) == 10
+    assert str(root / "extra_again") in " ".join(r.getMessage() for r in caplog.records)
+    # the linked folder is a class of its own, as a real subfolder would be
+    assert len(set(dm.dataset.labels.tolist())) == 4  # top level, cats, dogs, extra
 
 
 # ---------------------------------------------------------------- through the training entry point
