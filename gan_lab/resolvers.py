@@ -1,13 +1,21 @@
 """OmegaConf resolvers for defaults that depend on other settings (used in ``conf/``).
 
-StyleGAN2-ADA's "auto" configuration (``train.py``, ``cfg_specs['auto']``) scales its
-hyperparameters with the resolution ``R`` and the total batch ``B`` (per-device batch x devices):
+StyleGAN2-ADA (Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data"),
+whose "auto" configuration (``train.py``, ``cfg_specs['auto']``) scales its hyperparameters with
+the resolution ``R`` and the global batch ``B`` (the batch of one iteration over all GPUs of the
+job: per-device batch x devices per node x nodes, ``global_batch`` below):
 
 * ``r1_gamma = 0.0002 * R^2 / B``                 (its "heuristic formula")
-* ``ema_kimg = B * 10 / 32``
+* ``ema_kimg = B * 10 / 32``                      (EMA half-life in thousands of images)
 * ``channel_base = 32768 if R >= 512 else 16384`` (fmaps 1 or 0.5)
 * ``lr = 0.002 if R >= 1024 else 0.0025``
-* ``mbstd_group = min(per-device batch, 4)``
+* ``mbstd_group = min(per-device batch, 4)``      (groups never span devices)
+
+``trainer.devices`` counts as Lightning counts it (``device_count``): a number is that many
+devices, a list or a comma-separated string of ids that many ids; ``auto`` and ``-1`` mean every
+device of the accelerator, which is one process on CPU (``accelerator=cpu``, or ``auto`` on a
+machine without CUDA) and ``torch.cuda.device_count()`` (the GPUs visible to this process) on
+GPUs. They are resolved where the config is resolved, that is, on the training machine itself.
 """
 
 from __future__ import annotations
@@ -15,26 +23,55 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+import torch
+from omegaconf import ListConfig, OmegaConf
+
+CPU_ACCELERATORS = ("cpu",)
+GPU_ACCELERATORS = ("gpu", "cuda", "auto")
 
 
-def _devices(devices: Any) -> int:
-    """``trainer.devices`` as a count (``auto``, lists and strings count what they can)."""
-    if isinstance(devices, int) and devices > 0:
-        return devices
-    if isinstance(devices, list | tuple):
-        return max(len(devices), 1)
-    if isinstance(devices, str) and devices.isdigit():
-        return max(int(devices), 1)
+def _all_devices(accelerator: str) -> int:
+    """How many devices ``devices=auto`` or ``-1`` selects on ``accelerator`` (at least 1)."""
+    if str(accelerator).lower() in GPU_ACCELERATORS and torch.cuda.is_available():
+        return max(torch.cuda.device_count(), 1)
     return 1
 
 
-def sg2_r1_gamma(resolution: int, batch_size: int, devices: Any = 1) -> float:
-    return 0.0002 * resolution**2 / (batch_size * _devices(devices))
+def device_count(devices: Any, accelerator: Any = "auto") -> int:
+    """``trainer.devices`` as the number of processes per node Lightning will run.
+
+    ``4`` or ``"4"``: 4; ``[0, 2]`` or ``"0,2"`` (device ids): 2; ``"auto"``, ``-1`` or ``"-1"``:
+    every device of ``accelerator`` (see the module docstring); anything else counts as 1."""
+    if isinstance(devices, list | tuple | ListConfig):
+        return max(len(devices), 1)
+    if isinstance(devices, str):
+        text = devices.strip().lower()
+        if "," in text:
+            return max(len([d for d in text.split(",") if d.strip()]), 1)
+        if text in ("auto", "-1"):
+            return _all_devices(accelerator)
+        return max(int(text), 1) if text.isdigit() else 1
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        return devices if devices > 0 else _all_devices(accelerator) if devices == -1 else 1
+    return 1
 
 
-def sg2_ema_kimg(batch_size: int, devices: Any = 1) -> float:
-    return batch_size * _devices(devices) * 10 / 32
+def global_batch(batch_size: int, devices: Any = 1, num_nodes: Any = 1, accelerator: Any = "auto") -> int:
+    """Images in one iteration over the whole job: ``batch_size x devices x num_nodes``."""
+    nodes = int(num_nodes) if num_nodes is not None else 1
+    return int(batch_size) * device_count(devices, accelerator) * max(nodes, 1)
+
+
+def sg2_r1_gamma(
+    resolution: int, batch_size: int, devices: Any = 1, num_nodes: Any = 1, accelerator: Any = "auto"
+) -> float:
+    """StyleGAN2-ADA's R1 weight ``0.0002 R^2 / B``, ``B`` the global batch (``global_batch``)."""
+    return 0.0002 * resolution**2 / global_batch(batch_size, devices, num_nodes, accelerator)
+
+
+def sg2_ema_kimg(batch_size: int, devices: Any = 1, num_nodes: Any = 1, accelerator: Any = "auto") -> float:
+    """StyleGAN2-ADA's EMA half-life ``B * 10 / 32`` kimg, ``B`` the global batch (``global_batch``)."""
+    return global_batch(batch_size, devices, num_nodes, accelerator) * 10 / 32
 
 
 def sg2_channel_base(resolution: int) -> int:
@@ -58,6 +95,7 @@ def ensure_dir(path: str) -> str:
 
 RESOLVERS = {
     "ensure_dir": ensure_dir,
+    "global_batch": global_batch,
     "sg2_r1_gamma": sg2_r1_gamma,
     "sg2_ema_kimg": sg2_ema_kimg,
     "sg2_channel_base": sg2_channel_base,
