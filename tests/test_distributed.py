@@ -1,0 +1,62 @@
+"""Right on many GPUs and many nodes (issue 11, item 7): settings that scale with the batch use
+the global batch (per-device batch x devices x nodes), and work done once per dataset happens
+once per job, not once per rank."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import open_dict
+
+from gan_lab import resolvers
+
+SG = "model=stylegan"
+
+
+def test_stylegan_auto_values_use_the_global_batch_over_nodes(compose_cfg) -> None:
+    # StyleGAN2-ADA's train.py: B = batch over all GPUs of the job; 8 per device x 4 devices x 2 nodes,
+    # typed as the README's SLURM command types it (trainer.num_nodes without a '+')
+    cfg = compose_cfg(
+        SG, "data.resolution=64", "data.batch_size=8", "trainer.devices=4", "trainer.num_nodes=2", bare=True
+    )
+    assert cfg.model.r1_gamma == pytest.approx(0.0002 * 64**2 / 64)
+    assert cfg.model.ema_kimg == pytest.approx(64 * 10 / 32)
+    assert cfg.model.mbstd_group == 4  # groups stay within a device's batch
+
+
+def test_stylegan_auto_values_without_num_nodes(compose_cfg) -> None:
+    # a config without trainer.num_nodes (stored by an older run) counts one node
+    cfg = compose_cfg(SG, "data.resolution=64", "data.batch_size=8", "trainer.devices=4", bare=True)
+    with open_dict(cfg):
+        del cfg.trainer["num_nodes"]
+    assert cfg.model.r1_gamma == pytest.approx(0.0002 * 64**2 / 32)
+    assert cfg.model.ema_kimg == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(
+    ("devices", "accelerator", "gpus", "expected"),
+    [
+        (4, "gpu", 8, 4),
+        ("4", "gpu", 8, 4),
+        ([0, 2], "gpu", 8, 2),
+        ("0,2,3", "gpu", 8, 3),
+        ("auto", "cpu", 8, 1),  # Lightning: one CPU process
+        ("auto", "gpu", 8, 8),  # every visible GPU
+        (-1, "cuda", 8, 8),
+        ("-1", "auto", 8, 8),
+        ("auto", "auto", 0, 1),  # no GPU: accelerator auto is one CPU process
+        (-1, "auto", 0, 1),
+    ],
+)
+def test_device_count_of_trainer_devices(monkeypatch, devices, accelerator, gpus, expected) -> None:
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    assert resolvers.device_count(devices, accelerator) == expected
+
+
+def test_global_batch_resolver() -> None:
+    assert resolvers.global_batch(8, 4, 2, "gpu") == 64
+    assert resolvers.sg2_r1_gamma(64, 8, 4, 2, "gpu") == pytest.approx(0.0002 * 64**2 / 64)
+    assert resolvers.sg2_ema_kimg(8, 4, 2, "gpu") == pytest.approx(20.0)
+    # the three-argument form of configs stored before num_nodes counted
+    assert resolvers.sg2_r1_gamma(64, 8, 4) == pytest.approx(0.0002 * 64**2 / 32)
