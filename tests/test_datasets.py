@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from gan_lab.data import CelebADataModule, CIFAR10DataModule, ImageFolderDataModule, MNISTDataModule
 from gan_lab.data import files as files_module
-from gan_lab.errors import DatasetFormatError, DatasetNotFoundError
+from gan_lab.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
 from gan_lab.train import build_module, run
 
 from .datasets_on_disk import face_like, write_celeba, write_cifar10, write_image_folder, write_mnist
@@ -226,6 +227,60 @@ def test_symlinked_folders_add_each_real_file_once(tmp_path: Path, caplog) -> No
     assert str(root / "extra_again") in " ".join(r.getMessage() for r in caplog.records)
     # the linked folder is a class of its own, as a real subfolder would be
     assert len(set(dm.dataset.labels.tolist())) == 4  # top level, cats, dogs, extra
+
+
+@pytest.mark.parametrize("how", ["overwritten", "replaced"])
+def test_same_size_file_with_restored_mtime_is_decoded_again(tmp_path: Path, how: str) -> None:
+    root = tmp_path / "imgs"
+    paths = write_image_folder(root)
+    before = ready(folder_dm(root, tmp_path / "cache", shuffle=False)).dataset.images.clone()
+    bmp = paths["top"]  # an 80x80 BMP: another 80x80 BMP has the same size in bytes
+    old = bmp.stat()
+    if how == "overwritten":
+        face_like(7, (80, 80)).save(bmp, format="BMP")
+    else:
+        face_like(7, (80, 80)).save(root / "new.tmp", format="BMP")
+        (root / "new.tmp").replace(bmp)
+    assert bmp.stat().st_size == old.st_size
+    os.utime(bmp, ns=(old.st_atime_ns, old.st_mtime_ns))
+    after = ready(folder_dm(root, tmp_path / "cache", shuffle=False)).dataset.images
+    fresh = ready(folder_dm(root, tmp_path / "fresh_cache", shuffle=False)).dataset.images
+    assert not torch.equal(after, before)
+    assert torch.equal(after, fresh)
+
+
+def test_cache_verify_hash_reads_the_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "imgs"
+    paths = write_image_folder(root)
+    # the file-system key sees nothing change (as on a file system without inode or ctime)
+    monkeypatch.setattr(files_module, "stat_key", lambda path: path)
+    for verify in ("stat", "hash"):
+        ready(folder_dm(root, tmp_path / "cache", shuffle=False, cache_verify=verify))
+    face_like(7, (80, 80)).save(paths["top"], format="BMP")  # same size, other pixels
+    by_stat = ready(folder_dm(root, tmp_path / "cache", shuffle=False, cache_verify="stat"))
+    by_hash = ready(folder_dm(root, tmp_path / "cache", shuffle=False, cache_verify="hash"))
+    fresh = ready(folder_dm(root, tmp_path / "fresh_cache", shuffle=False))
+    assert not torch.equal(by_stat.dataset.images, fresh.dataset.images)  # stale: the key was blind
+    assert torch.equal(by_hash.dataset.images, fresh.dataset.images)
+
+
+def test_bad_cache_verify_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"data.cache_verify='md5'.*stat, hash"):
+        folder_dm(tmp_path, tmp_path / "cache", cache_verify="md5")
+    with pytest.raises(ConfigError, match=r"data.cache_verify='sha'"):
+        celeba(tmp_path, tmp_path / "cache", cache_verify="sha")
+
+
+def test_cache_verify_composes_from_the_command_line(compose_cfg, tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    from gan_lab.config import validate
+
+    write_image_folder(tmp_path / "imgs")
+    cfg = compose_cfg("data=image_folder", f"data.root={tmp_path / 'imgs'}", "data.cache_verify=hash")
+    validate(cfg)
+    assert instantiate(cfg.data).cache_verify == "hash"
+    assert compose_cfg("data=celeba").data.cache_verify == "stat"
 
 
 # ---------------------------------------------------------------- through the training entry point

@@ -5,11 +5,18 @@ decoded split needs, ``N * C * R * R`` bytes):
 
 * in memory: every file is decoded once, in parallel, to the training size and saved as one
   uint8 tensor file in ``cache_dir``, named by dataset, split and options and keyed by a digest
-  of the folder, the decoding options and every file's path, size and modification time. A
-  later run with the same data and options memory-maps that file and starts at once; a changed
-  folder gets a new cache entry. Batches are index slices (``TensorBatchDataset``).
+  of the folder, the decoding options and every file's identity (see below). A later run with
+  the same data and options memory-maps that file and starts at once; a changed folder gets a
+  new cache entry. Batches are index slices (``TensorBatchDataset``).
 * streaming: DataLoader workers decode each batch's files (``FileBatchDataset``); the list of
   readable files is checked once (headers, ``PIL.Image.verify``) and cached the same way.
+
+The cache key (``cache_verify``): ``stat`` (default) covers every file's path, size, modification
+time, inode and change time (ctime): a file replaced, rewritten, renamed or touched gets a new
+entry, even when its size is the same and its mtime was set back (``os.utime``). ``hash`` also
+hashes every file's bytes (BLAKE2b, streamed): it catches a change that leaves all of those alone
+(a network or FAT mount without real inodes or ctimes; a rewrite within one clock tick), at the
+cost of reading the whole dataset at every start.
 
 Files that cannot be decoded are skipped, counted, and reported once, with their paths and the
 reason, when training starts. A folder with no readable image is an error naming the folder.
@@ -38,7 +45,9 @@ from gan_lab.utils.checkpoint_io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: inode and ctime in the key, cache_verify
+CACHE_VERIFY = ("stat", "hash")
+HASH_CHUNK = 1 << 20
 REPORTED_PATHS = 10  # how many skipped files the report lists by name
 
 
@@ -147,12 +156,33 @@ class FileBatchDataset(Dataset):
         return images, self.labels[[j for _, j in decoded]]
 
 
-def folder_digest(root: Path, files: Sequence[str], options: str) -> str:
-    """Digest of the options and every file's path, size and modification time."""
-    h = hashlib.sha256(f"{CACHE_FORMAT}|{root.resolve()}|{options}\n".encode())
+def stat_key(path: str) -> str:
+    """What the file system says about ``path``: the path, size, mtime, inode and ctime. A user can
+    set the mtime back (``os.utime``, ``cp -p``, ``rsync -t``), but not the ctime, which the kernel
+    sets on every write, rename or metadata change: hence both it and the inode are in the key."""
+    st = os.stat(path)
+    return f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
+
+
+def content_hash(path: str) -> str:
+    """BLAKE2b of the file's bytes, read in chunks."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def folder_digest(root: Path, files: Sequence[str], options: str, verify: str = "stat") -> str:
+    """Digest of the options and every file's ``stat_key`` (and, with ``verify="hash"``, its bytes)."""
+    h = hashlib.sha256(f"{CACHE_FORMAT}|{root.resolve()}|{options}|{verify}\n".encode())
+    start = time.monotonic()
     for f in files:
-        st = os.stat(f)
-        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(f"{stat_key(f)}\n".encode())
+        if verify == "hash":
+            h.update(f"{content_hash(f)}\n".encode())
+    if verify == "hash":
+        log.info("hashed %d files for the cache key in %.1f s", len(files), time.monotonic() - start)
     return h.hexdigest()
 
 
@@ -165,6 +195,8 @@ class FileDataModule(ImageDataModule):
         memory_budget_gb: largest decoded split kept in memory under ``auto``.
         cache_dir: folder of decoded-dataset caches.
         num_workers: decoding processes (None: min(8, CPUs)).
+        cache_verify: what keys the decoded cache: ``stat`` (path, size, mtime, inode, ctime of
+            every file) or ``hash`` (also every file's bytes; reads the whole dataset at each start).
     """
 
     def __init__(
@@ -181,11 +213,15 @@ class FileDataModule(ImageDataModule):
         memory_budget_gb: float = 4.0,
         cache_dir: str = "~/.cache/gan_lab/datasets",
         num_workers: int | None = None,
+        cache_verify: str = "stat",
     ) -> None:
         super().__init__(root, resolution, channels, batch_size, split, seed, shuffle, hflip)
         if in_memory not in ("auto", True, False):
             raise ConfigError(f"data.in_memory={in_memory!r} is not one of auto, true, false")
         self.in_memory = in_memory
+        if cache_verify not in CACHE_VERIFY:
+            raise ConfigError(f"data.cache_verify={cache_verify!r} is not one of {', '.join(CACHE_VERIFY)}")
+        self.cache_verify = cache_verify
         self.memory_budget_gb = float(memory_budget_gb)
         self.cache_dir = Path(cache_dir).expanduser()
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
@@ -213,7 +249,10 @@ class FileDataModule(ImageDataModule):
     def cache_file(self, files: Sequence[str], kind: str) -> Path:
         spec = self.decode_spec()
         digest = folder_digest(
-            Path(self.root).expanduser(), files, f"{type(self).__name__}|{self.split}|{spec}"
+            Path(self.root).expanduser(),
+            files,
+            f"{type(self).__name__}|{self.split}|{spec}",
+            self.cache_verify,
         )
         return self.cache_dir / f"{self.name}-{self.split}-{kind}-{spec.key()}-{digest[:16]}.pt"
 
