@@ -243,6 +243,17 @@ def modulated_conv2d(
     ``fused=True`` runs it literally: one grouped convolution with per-sample kernels.
     ``fused=False`` (faster in training) scales the activations instead, which is the same
     linear map: ``conv(x * s, w) * d``.
+
+    In float16 with demodulation, the kernel and the styles are first pre-normalised as in
+    StyleGAN2-ADA (Karras et al. 2020, "Training Generative Adversarial Networks with Limited
+    Data", mixed-precision training; its ``modulated_conv2d``), per output channel ``o`` and
+    sample ``n``:
+
+        w_oikk <- w_oikk / (sqrt(I k k) max_{ikk} |w_oikk|),    s_ni <- s_ni / max_i |s_ni|
+
+    Demodulation makes the result invariant to both scales; only the intermediate sum
+    ``conv(x * s, w)`` shrinks: each of its ``I k k`` terms is at most ``|x| / sqrt(I k k)``
+    (1/68 of ``|x|`` for a 512-channel 3x3 layer), which keeps it in float16's range.
     """
     n = x.shape[0]
     out_channels, in_channels = weight.shape[:2]
@@ -251,9 +262,8 @@ def modulated_conv2d(
     styles = styles.float()
     weight = weight.float()
     if x.dtype == torch.float16 and demodulate:
-        # pre-normalise (StyleGAN2-ADA): demodulation makes the result invariant to these scales,
-        # and it keeps float16 activations x * s from overflowing
-        weight = weight / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True)
+        fan_in = weight[0].numel()  # I k k
+        weight = weight / (math.sqrt(fan_in) * weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
     dcoefs = None
     if demodulate or fused:
