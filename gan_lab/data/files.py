@@ -14,7 +14,7 @@ decoded split needs, ``N * C * R * R`` bytes):
 The cache key (``cache_verify``): ``stat`` (default) covers every file's path, size, modification
 time, inode and change time (ctime): a file replaced, rewritten, renamed or touched gets a new
 entry, even when its size is the same and its mtime was set back (``os.utime``). ``hash`` also
-hashes every file's bytes (BLAKE2b, streamed): it catches a change that leaves all of those alone
+hashes every file's bytes (SHA-256, streamed): it catches a change that leaves all of those alone
 (a network or FAT mount without real inodes or ctimes; a rewrite within one clock tick), at the
 cost of reading the whole dataset at every start.
 
@@ -165,8 +165,8 @@ def stat_key(path: str) -> str:
 
 
 def content_hash(path: str) -> str:
-    """BLAKE2b of the file's bytes, read in chunks."""
-    h = hashlib.blake2b(digest_size=16)
+    """SHA-256 of the file's bytes, read in chunks (faster than BLAKE2b on CPUs with SHA instructions)."""
+    h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(HASH_CHUNK):
             h.update(chunk)
