@@ -10,12 +10,17 @@ Every checkpoint gets a ``"gan_lab"`` entry (written by the ``RunMetadata`` call
 * ``wandb_id``: the W&B run id, so a resumed run continues the same W&B run.
 
 Everything in a checkpoint is plain data and tensors, so ``torch.load(weights_only=True)`` reads
-it: loading a checkpoint never runs code from it.
+it: loading a checkpoint never runs code from it. What is rebuilt from its stored config and
+overrides is checked by ``gan_lab.allowlist`` first (only the lab's own classes), and a stored
+override that would move the new run's outputs (``paths.output_dir``, a ``dirpath``, ...) is
+not re-applied: a resumed run writes to its own folder.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +30,18 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
+from gan_lab.allowlist import check_stored_config, check_stored_overrides
 from gan_lab.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
 KEY = "gan_lab"
 FORMAT = 1
+# W&B run ids are short alphanumeric strings; anything else in a checkpoint is refused
+_WANDB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# stored overrides of where a run writes are not re-applied on a resume (its folder is new)
+_OUTPUT_KEYS = ("paths.output_dir", "paths.log_dir")
+_OUTPUT_SUFFIXES = ("dirpath", "save_dir", "default_root_dir")
 
 
 class RunMetadata(pl.Callback):
@@ -53,29 +64,61 @@ class RunMetadata(pl.Callback):
         }
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a lab checkpoint on the CPU (memory-mapped, ``weights_only``), or raise CheckpointError."""
+def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
+    """Load a lab checkpoint on the CPU (memory-mapped, ``weights_only``), or raise CheckpointError
+    naming the entry point's option ``key`` (``ckpt_path`` for train.py, ``ckpt`` for the others)."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise CheckpointError(f"ckpt_path={path} does not exist")
+        raise CheckpointError(f"{key}={path} does not exist")
     if not p.is_file():
-        raise CheckpointError(f"ckpt_path={path} is not a file (expected e.g. RUN/checkpoints/last.ckpt)")
+        raise CheckpointError(f"{key}={path} is not a file (expected e.g. RUN/checkpoints/last.ckpt)")
+    if not zipfile.is_zipfile(p):  # torch.save writes zip archives; anything else is not ours
+        what = "an empty file" if p.stat().st_size == 0 else "not a PyTorch checkpoint (no zip archive)"
+        raise CheckpointError(f"{key}={path} is not a checkpoint: {what}")
     try:
         checkpoint = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"ckpt_path={path} is not a readable checkpoint ({reason})") from e
+        raise CheckpointError(f"{key}={path} is not a readable checkpoint ({reason})") from e
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get(KEY), dict):
-        raise CheckpointError(f"ckpt_path={path} is not a gan_lab checkpoint (it has no '{KEY}' entry)")
+        raise CheckpointError(f"{key}={path} is not a gan_lab checkpoint (it has no '{KEY}' entry)")
     return checkpoint
 
 
-def check_module(meta: dict[str, Any], module_class: type, path: str | Path) -> None:
+def stored_overrides(meta: dict[str, Any], path: str | Path) -> list[str]:
+    """The checkpoint's overrides that a resume re-applies: checked (``gan_lab.allowlist``), without
+    Hydra's own settings and without the output locations of the old run."""
+    kept = []
+    for override in check_stored_overrides(meta.get("overrides", []), f"ckpt_path={path}"):
+        try:
+            key = _key(override)
+        except Exception as e:  # Hydra's parser errors: a damaged or crafted override
+            raise CheckpointError(f"ckpt_path={path}: its stored override {override!r} does not parse") from e
+        if key.startswith(("hydra.", "hydra/")) or key in _OUTPUT_KEYS or key.endswith(_OUTPUT_SUFFIXES):
+            log.info(
+                "not re-applying the checkpoint's override %s (the resumed run has its own folder)", override
+            )
+            continue
+        kept.append(override)
+    return kept
+
+
+def stored_wandb_id(meta: dict[str, Any], path: str | Path) -> str | None:
+    """The W&B run id recorded in a checkpoint (None when it has none)."""
+    wandb_id = meta.get("wandb_id")
+    if wandb_id is None:
+        return None
+    if not isinstance(wandb_id, str) or not _WANDB_ID.match(wandb_id):
+        raise CheckpointError(f"ckpt_path={path}: its stored W&B id {wandb_id!r} is not a W&B run id")
+    return wandb_id
+
+
+def check_module(meta: dict[str, Any], module_class: type, path: str | Path, key: str = "ckpt_path") -> None:
     """Refuse a checkpoint written by another model class."""
     stored = meta.get("module")
     if stored != module_class.__name__:
         raise CheckpointError(
-            f"ckpt_path={path} holds a {stored} checkpoint, but this run's model is {module_class.__name__}; "
+            f"{key}={path} holds a {stored} checkpoint, but this run's model is {module_class.__name__}; "
             f"drop the model= override to resume it as it was trained"
         )
 
@@ -95,7 +138,9 @@ def merge_overrides(stored: list[str], current: list[str]) -> list[str]:
     return list(merged.values())
 
 
-def check_state_matches(module: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path) -> None:
+def check_state_matches(
+    module: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path, key: str = "ckpt_path"
+) -> None:
     """Refuse to resume into networks of another shape, naming the model settings that changed."""
     stored = checkpoint.get("state_dict", {})
     current = module.state_dict()
@@ -115,25 +160,26 @@ def check_state_matches(module: torch.nn.Module, checkpoint: dict[str, Any], pat
     ]
     detail = "; ".join(mismatched[:3] + [f"{k} only in one of them" for k in missing[:3]])
     because = f" (changed: {', '.join(changed)})" if changed else ""
-    raise CheckpointError(f"ckpt_path={path} does not fit the configured networks{because}: {detail}")
+    raise CheckpointError(f"{key}={path} does not fit the configured networks{because}: {detail}")
 
 
-def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """A lab checkpoint's LightningModule, rebuilt from the config stored in it, with its weights
-    loaded (``weights_only``), in eval mode on the CPU; and what else the checkpoint says
-    (``config``, ``iteration``, ``kimg``)."""
+def load_model(path: str | Path, key: str = "ckpt") -> tuple[Any, dict[str, Any]]:
+    """A lab checkpoint's LightningModule, rebuilt from the config stored in it (only the lab's own
+    classes: ``gan_lab.allowlist``), with its weights loaded (``weights_only``), in eval mode on
+    the CPU; and what else the checkpoint says (``config``, ``iteration``, ``kimg``)."""
     from omegaconf import OmegaConf
 
     from gan_lab.builders import build_module
     from gan_lab.resolvers import register
 
     register()
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, key)
     config = checkpoint[KEY].get("config")
     if not config:
-        raise CheckpointError(f"ckpt_path={path} has no stored config to rebuild its model from")
+        raise CheckpointError(f"{key}={path} has no stored config to rebuild its model from")
+    check_stored_config(config, f"{key}={path}")
     module = build_module(OmegaConf.create(config))
-    check_state_matches(module, checkpoint, path)
+    check_state_matches(module, checkpoint, path, key)
     module.load_state_dict(checkpoint["state_dict"])
     module.images_seen = int(checkpoint.get("images_seen", 0))
     info = {"config": config, "iteration": int(checkpoint.get("global_step", 0)), "kimg": module.kimg}

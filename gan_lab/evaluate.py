@@ -42,6 +42,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_cfg = OmegaConf.create(info["config"]["data"])
     if cfg.get("data_root"):
         data_cfg.root = cfg.data_root
+    if "cache_dir" in data_cfg:  # where this machine keeps its caches, not where the checkpoint says
+        data_cfg.cache_dir = f"{cfg.paths.cache_dir}/datasets"
     datamodule = instantiate(data_cfg, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")

@@ -18,10 +18,13 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
+from gan_lab.allowlist import check_stored_config, check_targets
 from gan_lab.builders import build_callbacks, build_loggers, build_module, build_quality
 from gan_lab.checkpoints import (
     RunMetadata,
@@ -29,9 +32,11 @@ from gan_lab.checkpoints import (
     check_state_matches,
     load_checkpoint,
     merge_overrides,
+    stored_overrides,
+    stored_wandb_id,
 )
 from gan_lab.config import validate
-from gan_lab.errors import GanLabError
+from gan_lab.errors import CheckpointError, ConfigError, GanLabError
 from gan_lab.resolvers import register as register_resolvers
 from gan_lab.utils.checkpoint_io import AtomicCheckpointIO
 from gan_lab.utils.sweep import DIVERGED_FILE, ERROR_FILE
@@ -56,27 +61,47 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, li
 
     ``python train.py ckpt_path=RUN/checkpoints/last.ckpt`` thus resumes the run as it was
     configured (model, data, loss, ...), and ``trainer.max_steps=N`` given with it extends it.
+    What comes from the checkpoint is data: it is checked (``gan_lab.allowlist``) before the
+    config it composes is used, so only the lab's own classes can be built from it.
     """
     checkpoint = load_checkpoint(cfg.ckpt_path)
     meta = checkpoint["gan_lab"]
+    source = f"ckpt_path={cfg.ckpt_path}"
     if any(o.split("=", 1)[0].lstrip("+~") == "model" for o in overrides):
         # model=... given with ckpt_path: refuse a mismatch before mixing the two runs' settings
         check_module(meta, get_class(cfg.model._target_), cfg.ckpt_path)
-    merged = merge_overrides(list(meta.get("overrides", [])), overrides)
-    config_name = HydraConfig.get().job.config_name if HydraConfig.initialized() else "train"
-    resumed = hydra.compose(config_name=config_name, overrides=merged)
     stored = meta.get("config") or {}
+    check_stored_config(stored, source)
+    merged = merge_overrides(stored_overrides(meta, cfg.ckpt_path), overrides)
+    config_name = HydraConfig.get().job.config_name if HydraConfig.initialized() else "train"
+    try:
+        resumed = hydra.compose(config_name=config_name, overrides=merged)
+    except (HydraException, OmegaConfBaseException) as e:
+        reason = str(e).splitlines()[0]
+        raise CheckpointError(f"{source}: its stored overrides do not compose ({reason})") from e
+    check_targets(resumed, source)  # what the stored overrides composed, resolved
     explicit = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    wandb_id = stored_wandb_id(meta, cfg.ckpt_path)
     with open_dict(resumed):
-        if "run_name" not in explicit and "run_name" in stored:
+        if "run_name" not in explicit and isinstance(stored.get("run_name"), str):
             resumed.run_name = stored["run_name"]
-        wandb_id = meta.get("wandb_id")
         if wandb_id and OmegaConf.select(resumed, "logger.wandb") is not None:
             if "logger.wandb.id" not in explicit:
                 resumed.logger.wandb.id = wandb_id
             resumed.logger.wandb.resume = "allow"
     check_module(meta, get_class(resumed.model._target_), cfg.ckpt_path)
+    check_not_finished(checkpoint, resumed, cfg.ckpt_path)
     return resumed, merged
+
+
+def check_not_finished(checkpoint: dict[str, Any], cfg: DictConfig, path: str) -> None:
+    """Refuse to resume a run that already reached its iteration budget (it would end at once)."""
+    done, budget = int(checkpoint.get("global_step", 0)), OmegaConf.select(cfg, "trainer.max_steps")
+    if isinstance(budget, int) and 0 <= budget <= done:
+        raise ConfigError(
+            f"ckpt_path={path} is at iteration {done}, which already reaches trainer.max_steps={budget}: "
+            f"nothing to train; to extend the run, add trainer.max_steps=N with N > {done}"
+        )
 
 
 def prepare_config(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
