@@ -4,6 +4,8 @@ once per job, not once per rank."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import torch
 from omegaconf import open_dict
@@ -60,3 +62,58 @@ def test_global_batch_resolver() -> None:
     assert resolvers.sg2_ema_kimg(8, 4, 2, "gpu") == pytest.approx(20.0)
     # the three-argument form of configs stored before num_nodes counted
     assert resolvers.sg2_r1_gamma(64, 8, 4) == pytest.approx(0.0002 * 64**2 / 32)
+
+
+# ---------------------------------------------------------------------------- metrics over ranks
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _synced_real_states(rank: int, world_size: int, port: int, reals: torch.Tensor, out: str) -> None:
+    """One rank of a gloo group: feed the reals as training does, sync the metric states the way
+    torchmetrics does at compute, and save what rank 0 would compute on."""
+    import torch.distributed as dist
+    from torchmetrics.utilities import dim_zero_cat
+
+    from gan_lab.metrics.features import FeatureExtractor
+    from gan_lab.metrics.quality import QualityMetrics
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        extractor = FeatureExtractor()
+        extractor.num_features = reals.shape[1]
+        metrics = QualityMetrics(extractor, reals, kid_subsets=2, kid_subset_size=4, num_fake=8).to("cpu")
+        metrics.kid.sync()
+        metrics.fid.sync()
+        if rank == 0:
+            torch.save(
+                {
+                    "kid_reals": dim_zero_cat(metrics.kid.real_features),
+                    "fid_n": metrics.fid.real_features_num_samples.clone(),
+                    "fid_sum": metrics.fid.real_features_sum.clone(),
+                },
+                out,
+            )
+        metrics.kid.unsync()
+        metrics.fid.unsync()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_real_features_count_once_over_ranks(tmp_path) -> None:
+    """torchmetrics concatenates KID's real features and sums FID's over ranks at compute: two
+    ranks (a real gloo group) must hold the reals between them once, so that the synced state is
+    a single process's (an odd count: the ranks' shares differ)."""
+    num_real = 11
+    reals = torch.randn(num_real, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64).float()
+    out = tmp_path / "synced.pt"
+    torch.multiprocessing.spawn(
+        _synced_real_states, args=(2, free_port(), reals, str(out)), nprocs=2, join=True
+    )
+    synced = torch.load(out, weights_only=True)
+    assert synced["kid_reals"].shape[0] == num_real  # not 2 x num_real
+    assert torch.equal(synced["kid_reals"], reals)  # the same set, in the same order
+    assert int(synced["fid_n"]) == num_real
+    assert torch.allclose(synced["fid_sum"], reals.double().sum(0))

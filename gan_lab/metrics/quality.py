@@ -98,6 +98,19 @@ def real_features(
     return features
 
 
+def process_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """``(rank, world_size)``: the given values, else those of ``torch.distributed``'s default
+    process group (the one torchmetrics syncs over), else ``(0, 1)``."""
+    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if world_size is None:
+        world_size = torch.distributed.get_world_size() if initialized else 1
+    if rank is None:
+        rank = torch.distributed.get_rank() if initialized else 0
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside world size {world_size}")
+    return rank, world_size
+
+
 def frechet_distance(extractor: FeatureExtractor, a: Tensor, b: Tensor) -> float:
     """FID between two sets of features (used for the floor)."""
     fid = FrechetInceptionDistance(feature=extractor, reset_real_features=True).to(a.device)
@@ -127,11 +140,22 @@ class QualityMetrics:
         self.kid_subset_size = subset
         self._reals = reals
 
-    def to(self, device: torch.device | str) -> QualityMetrics:
+    def to(
+        self, device: torch.device | str, rank: int | None = None, world_size: int | None = None
+    ) -> QualityMetrics:
+        """Move the metrics to ``device`` and feed them this rank's share of the real features.
+
+        Under data parallelism torchmetrics syncs the states over the default process group at
+        ``compute``: KID concatenates its lists of real features and FID sums its real sums and
+        counts. Each of the ``world_size`` ranks therefore holds one contiguous slice of the reals
+        (``rank`` and ``world_size`` default to those of ``torch.distributed``'s default group,
+        or 0 and 1 without one), so that the synced state is exactly a single process's: every
+        real feature once, in the original order."""
         self.fid = self.fid.to(device)
         self.kid = self.kid.to(device)
         if self._reals is not None:  # fed once, on the final device
-            reals = self._reals.to(device)
+            rank, world_size = process_rank(rank, world_size)
+            reals = self._reals.tensor_split(world_size)[rank].to(device)
             self.fid.update(reals, real=True)
             self.kid.update(reals, real=True)
             self._reals = None
