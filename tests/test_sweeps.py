@@ -133,14 +133,25 @@ def test_a_diverging_run_stops_cleanly_with_a_bad_objective(compose_cfg, tmp_pat
         loss = real(self, real_logits, fake_logits)
         return loss * float("nan") if calls["n"] >= 3 else loss
 
+    every_2 = ("callbacks.divergence.check_every_n_iters=2", "callbacks.checkpoint.every_n_train_steps=2")
     with mock.patch.object(NonSaturatingLoss, "discriminator", poisoned), caplog.at_level(logging.ERROR):
-        result = run(
-            compose_cfg("trainer.max_steps=50", "callbacks.divergence.check_every_n_iters=2", run_dir=out)
-        )
+        result = run(compose_cfg("trainer.max_steps=50", *every_2, run_dir=out))
     assert result["best"] == math.inf
     assert any("training diverged (loss/d=nan at iteration 4)" in r.getMessage() for r in caplog.records)
-    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
     assert (out / DIVERGED_FILE).read_text().strip() == "training diverged (loss/d=nan at iteration 4)"
+    # last.ckpt keeps the last finite state (iteration 2); the NaN state of iteration 4 has its own file
+    last = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+    diverged = torch.load(out / "checkpoints" / "diverged.ckpt", weights_only=True)
+    assert diverged["global_step"] == 4 and not torch.isfinite(diverged["state_dict"]["G.net.0.weight"]).all()
+    assert not (out / "checkpoints" / "iter_0000004.ckpt").exists()
+    # and a resume from it trains on
+    resumed = tmp_path / "resumed"
+    run(compose_cfg(f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", "trainer.max_steps=6", run_dir=resumed))
+    final = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["global_step"] == 6
+    assert all(torch.isfinite(v).all() for v in final["state_dict"].values() if v.is_floating_point())
 
 
 def test_sweep_summary_names_diverged_and_refused_jobs(tmp_path: Path) -> None:

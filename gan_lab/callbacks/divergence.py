@@ -2,8 +2,9 @@
 
 Every ``check_every_n_iters`` iterations (one host synchronisation each time) the latest D and G
 losses of the module are checked; a NaN or infinite value ends training after the current iteration
-with an error line naming the loss, the value and the iteration. ``last.ckpt`` is still written
-(the state as it is, for inspection), FID is not computed on it, and ``train`` returns an
+with an error line naming the loss, the value and the iteration. ``last.ckpt`` keeps the last
+finite state (``IterationCheckpoint`` never overwrites it with NaN weights; the diverged state
+goes to ``diverged.ckpt`` for inspection), FID is not computed, and ``train`` returns an
 infinite objective, so a sweep marks the trial as bad and goes on.
 """
 
@@ -32,6 +33,6 @@ class DivergenceGuard(pl.Callback):
             value = latest.get(key)
             if value is not None and not math.isfinite(float(value)):
                 pl_module.diverged = f"{key}={float(value)} at iteration {trainer.global_step}"
-                log.error("training diverged (%s): stopping; last.ckpt keeps the state", pl_module.diverged)
+                log.error("training diverged (%s): stopping", pl_module.diverged)
                 trainer.should_stop = True
                 return
