@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -26,6 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from gan_lab.allowlist import check_stored_config, check_targets
 from gan_lab.builders import build_callbacks, build_loggers, build_module, build_quality
+from gan_lab.callbacks.signals import StopOnSignal, signal_name
 from gan_lab.checkpoints import (
     RunMetadata,
     check_module,
@@ -38,7 +40,7 @@ from gan_lab.checkpoints import (
 from gan_lab.config import validate
 from gan_lab.errors import CheckpointError, ConfigError, GanLabError
 from gan_lab.resolvers import register as register_resolvers
-from gan_lab.utils.checkpoint_io import AtomicCheckpointIO
+from gan_lab.utils.checkpoint_io import AtomicCheckpointIO, remove_stale_temporaries
 from gan_lab.utils.sweep import DIVERGED_FILE, ERROR_FILE
 
 log = logging.getLogger("gan_lab.train")
@@ -107,6 +109,12 @@ def check_not_finished(checkpoint: dict[str, Any], cfg: DictConfig, path: str) -
 def prepare_config(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
     """Compose (resume) and validate; returns the config and the overrides that produced it."""
     overrides = command_line_overrides()
+    if not cfg.get("ckpt_path") and (requeued := requeued_checkpoint(cfg)):
+        log.info(
+            "requeued job (SLURM restart %s): resuming from %s", os.environ["SLURM_RESTART_COUNT"], requeued
+        )
+        with open_dict(cfg):
+            cfg.ckpt_path = requeued
     if cfg.get("ckpt_path"):
         cfg, overrides = resume_config(cfg, overrides)
     validate(cfg)
@@ -160,8 +168,14 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     if cfg.get("ckpt_path"):
         check_state_matches(model, load_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
     quality = build_quality(cfg, datamodule)
+    stopper = StopOnSignal()
     # metrics first: a checkpoint written at the same iteration then holds the new scores
-    callbacks = [*([quality] if quality else []), *build_callbacks(cfg), RunMetadata(cfg, overrides or [])]
+    callbacks = [
+        *([quality] if quality else []),
+        *build_callbacks(cfg),
+        RunMetadata(cfg, overrides or []),
+        stopper,
+    ]
     loggers = build_loggers(cfg)
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
@@ -171,6 +185,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         logger.log_hyperparams(config)
     if cfg.get("ckpt_path"):
         log.info("resuming from %s", cfg.ckpt_path)
+        for tmp in remove_stale_temporaries(Path(cfg.ckpt_path).expanduser().parent):
+            log.info("removed %s, left by a checkpoint write that was killed", tmp)
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     results = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if quality is not None and quality.best is not None:
@@ -179,6 +195,8 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         results["best"] = math.inf  # a bad objective for sweepers, not a crash
         if trainer.is_global_zero:  # the reason, for the sweep summary
             (Path(cfg.paths.output_dir) / DIVERGED_FILE).write_text(f"training diverged ({model.diverged})\n")
+    if stopper.received is not None:
+        exit_on_signal(trainer, model, stopper.received)
     if trainer.is_global_zero:
         log.info(
             "finished at iteration %d (%.1f kimg); run folder: %s",
@@ -191,6 +209,39 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
                 "best %s: %.4f at iteration %d", quality.metric_name, quality.best, quality.best_iteration
             )
     return results
+
+
+def exit_on_signal(trainer: pl.Trainer, model: Any, signum: int) -> None:
+    """A run stopped by a signal: say where its state is and how to resume; exit 128 + signal."""
+    if trainer.is_global_zero:
+        callback = trainer.checkpoint_callback
+        last = getattr(callback, "last_path", None)
+        saved = (
+            f"last.ckpt holds it; resume with: python train.py ckpt_path={last}"
+            if last is not None and last.is_file()
+            else "no checkpoint callback, so nothing was saved"
+        )
+        log.error(
+            "stopped by %s at iteration %d (%.1f kimg): %s",
+            signal_name(signum),
+            trainer.global_step,
+            model.kimg,
+            saved,
+        )
+    sys.exit(128 + signum)
+
+
+def requeued_checkpoint(cfg: DictConfig) -> str | None:
+    """The folder's own ``last.ckpt`` when SLURM restarts a requeued job (preempted, timed out).
+
+    A requeued job runs the same command in the same run folder (``hydra/launcher=submitit_slurm``,
+    or a fixed ``hydra.run.dir``); ``SLURM_RESTART_COUNT`` counts its restarts.
+    """
+    if not os.environ.get("SLURM_RESTART_COUNT", "0").strip("0"):
+        return None
+    folder = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath")
+    last = Path(folder) / "last.ckpt" if folder else None
+    return str(last) if last is not None and last.is_file() else None
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

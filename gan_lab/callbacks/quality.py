@@ -24,6 +24,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from gan_lab.callbacks.signals import stopped_by_signal
 from gan_lab.errors import ConfigError
 from gan_lab.metrics.evaluator import Evaluator
 from gan_lab.utils.plot import line_plot
@@ -135,6 +136,8 @@ class QualityCallback(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if getattr(pl_module, "diverged", None):
             return  # nothing to score
+        if stopped_by_signal(trainer):
+            return  # a stopped run saves and exits; a scoring pass could outlast the grace period
         if self._last_evaluated != trainer.global_step:
             self.evaluate(trainer, pl_module)
 

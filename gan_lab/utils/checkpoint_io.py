@@ -46,10 +46,27 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
             os.close(fd)
 
 
+def _writer_alive(tmp: Path) -> bool:
+    """Whether the process that names ``tmp`` (``...tmp-<pid>``) still runs on this machine."""
+    pid = tmp.name.rsplit(TMP_MARK, 1)[-1]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete temporary files left by writers that were killed mid-write; return what was removed."""
+    """Delete temporary files left by writers that were killed mid-write (a writer that is still
+    running keeps its file); return what was removed."""
     removed = []
     for tmp in Path(folder).glob(f".*.ckpt{TMP_MARK}*"):
+        if _writer_alive(tmp):
+            continue
         with contextlib.suppress(OSError):
             tmp.unlink()
             removed.append(tmp)
