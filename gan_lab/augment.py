@@ -31,7 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-DIFFAUG_POLICIES = ("color", "translation", "cutout")
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import DIFFAUG_POLICIES as DIFFAUG_POLICIES
+from gan_lab.config.schema import AdaConfig, DiffAugmentConfig
 
 
 class Augment(nn.Module):
@@ -107,9 +109,7 @@ class DiffAugment(Augment):
     def __init__(self, policy: str | list[str] = "color,translation,cutout") -> None:
         super().__init__()
         names = [p.strip() for p in policy.split(",")] if isinstance(policy, str) else list(policy)
-        unknown = [p for p in names if p not in DIFFAUG_POLICIES]
-        if unknown:
-            raise ValueError(f"augment.policy has unknown parts {unknown}; choose from {DIFFAUG_POLICIES}")
+        check_arguments(DiffAugmentConfig, "augment.", policy=names)
         self.policy = names
 
     def forward(self, x: Tensor, rng: torch.Generator | None = None) -> Tensor:
@@ -154,8 +154,7 @@ class AdaptiveAugment(Augment):
         saturation_std: float = 1.0,
     ) -> None:
         super().__init__()
-        if not 0 <= p <= 1 or interval < 1 or kimg <= 0:
-            raise ValueError(f"augment: p={p} must be in [0, 1], interval={interval} >= 1, kimg={kimg} > 0")
+        check_arguments(AdaConfig, "augment.", target=target, interval=interval, kimg=kimg, p=p)
         self.target, self.interval, self.kimg, self.adaptive = (
             float(target),
             int(interval),

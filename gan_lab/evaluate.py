@@ -21,6 +21,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lab.checkpoints import load_model
+from gan_lab.config import validate_evaluate
+from gan_lab.config.guards import one_line_build_errors
 from gan_lab.errors import ConfigError, GanLabError
 from gan_lab.resolvers import register as register_resolvers
 from gan_lab.train import CONFIG_DIR
@@ -38,6 +40,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    validate_evaluate(cfg)  # every option, before the checkpoint is loaded
     module, info = load_model(cfg.ckpt)
     data_cfg = OmegaConf.create(info["config"]["data"])
     if cfg.get("data_root"):
@@ -81,7 +84,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> float | None:
     try:
-        record = evaluate(cfg)
+        with one_line_build_errors():  # a refusal inside instantiate: one line naming the node
+            record = evaluate(cfg)
     except GanLabError as e:
         log.error("%s", e)
         sys.exit(2)

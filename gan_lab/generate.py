@@ -29,6 +29,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from gan_lab.checkpoints import load_model
+from gan_lab.config import validate_generate
 from gan_lab.data.transforms import to_uint8
 from gan_lab.errors import ConfigError, GanLabError
 from gan_lab.evaluate import pick_device
@@ -36,7 +37,6 @@ from gan_lab.modules.stylegan import StyleGAN
 from gan_lab.train import CONFIG_DIR
 
 log = logging.getLogger("gan_lab.generate")
-MODES = ("grid", "interpolate", "style_mix")
 
 
 def seeded_latents(module: Any, n: int, seed: int) -> Tensor:
@@ -85,8 +85,6 @@ def grid(renderer: Renderer, cfg: DictConfig, out: Path) -> list[Path]:
 
 
 def interpolate(renderer: Renderer, cfg: DictConfig, out: Path) -> list[Path]:
-    if cfg.keyframes < 2 or cfg.steps < 1:
-        raise ConfigError(f"keyframes={cfg.keyframes} must be >= 2 and steps={cfg.steps} >= 1")
     z = seeded_latents(renderer.module, cfg.keyframes, cfg.seed)
     points = renderer.ws(z) if renderer.stylegan else z
     frames = []
@@ -113,9 +111,7 @@ def mixed_layers(num_ws: int, mix: str) -> range:
         "middle": range(4, min(8, num_ws)),
         "fine": range(8, num_ws),
     }
-    if mix not in ranges:
-        raise ConfigError(f"mix={mix!r} is not one of {', '.join(ranges)}")
-    if not ranges[mix]:
+    if not ranges.get(mix):  # mix is one of them (gan_lab.config.schema.MIXES)
         raise ConfigError(f"mix={mix} selects no layer at this resolution ({num_ws} ws)")
     return ranges[mix]
 
@@ -139,8 +135,7 @@ def style_mix(renderer: Renderer, cfg: DictConfig, out: Path) -> list[Path]:
 
 
 def generate(cfg: DictConfig) -> list[Path]:
-    if cfg.mode not in MODES:
-        raise ConfigError(f"mode={cfg.mode!r} is not one of {', '.join(MODES)}")
+    validate_generate(cfg)  # every option, before the checkpoint is loaded
     module, _ = load_model(cfg.ckpt)
     module.to(pick_device(cfg.device))
     out = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(".")

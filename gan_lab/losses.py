@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import WGANGPConfig
+
 
 def nonsaturating_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """Logistic discriminator loss (Goodfellow et al. 2014, eq. 1):
@@ -138,8 +141,7 @@ class WGANGPLoss(AdversarialLoss):
     name = "wgan_gp"
 
     def __init__(self, gp_lambda: float = 10.0, n_critic: int = 5) -> None:
-        if gp_lambda < 0 or n_critic < 1:
-            raise ValueError(f"gp_lambda={gp_lambda} must be >= 0 and n_critic={n_critic} >= 1")
+        check_arguments(WGANGPConfig, "loss.", gp_lambda=gp_lambda, n_critic=n_critic)
         self.gradient_penalty = float(gp_lambda)
         self.n_critic = int(n_critic)
 

@@ -38,6 +38,7 @@ from gan_lab.checkpoints import (
     stored_wandb_id,
 )
 from gan_lab.config import validate
+from gan_lab.config.guards import one_line_build_errors
 from gan_lab.errors import CheckpointError, ConfigError, GanLabError
 from gan_lab.resolvers import register as register_resolvers
 from gan_lab.utils.checkpoint_io import AtomicCheckpointIO, remove_stale_temporaries
@@ -248,7 +249,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     cfg, overrides = prepare_config(cfg)
     if cfg.get("ckpt_path"):
         write_run_config(cfg, overrides)
-    return train(cfg, overrides)
+    with one_line_build_errors():  # a refusal inside instantiate: one line naming the node
+        return train(cfg, overrides)
 
 
 def in_multirun() -> bool:

@@ -223,5 +223,5 @@ def test_progress_bar_redraws_every_n_iterations_and_at_the_end() -> None:
         bar.on_train_batch_end(trainer, None)
     assert redrawn == [10, 20, 25]
     assert GANProgressBar(refresh_rate=0).is_disabled
-    with pytest.raises(ValueError, match="refresh_rate must be >= 0 iterations, got -1"):
+    with pytest.raises(ValueError, match=r"callbacks\.progress\.refresh_rate=-1 is invalid: expected an int"):
         GANProgressBar(refresh_rate=-1)

@@ -19,6 +19,9 @@ from typing import Any, ClassVar
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import RichProgressBar
 
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import IterationLogConfig, ProgressConfig
+
 log = logging.getLogger("gan_lab.train")
 
 
@@ -36,8 +39,7 @@ class GANProgressBar(RichProgressBar):
     THREAD_HZ = 2
 
     def __init__(self, refresh_rate: int = 10, leave: bool = True) -> None:
-        if refresh_rate < 0:
-            raise ValueError(f"refresh_rate must be >= 0 iterations, got {refresh_rate}")
+        check_arguments(ProgressConfig, "callbacks.progress.", refresh_rate=refresh_rate)
         super().__init__(refresh_rate=self.THREAD_HZ if refresh_rate > 0 else 0, leave=leave)
         self.every_n_iters = refresh_rate
 
@@ -87,8 +89,7 @@ class IterationLog(pl.Callback):
     reach log files or batch-job output): iteration, kimg, D and G losses, iterations per second."""
 
     def __init__(self, every_n_iters: int = 100) -> None:
-        if every_n_iters < 1:
-            raise ValueError(f"every_n_iters must be >= 1, got {every_n_iters}")
+        check_arguments(IterationLogConfig, "callbacks.iteration_log.", every_n_iters=every_n_iters)
         self.every_n_iters = every_n_iters
         self._since: tuple[float, int] | None = None
 

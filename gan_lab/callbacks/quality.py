@@ -25,13 +25,13 @@ from typing import Any
 import pytorch_lightning as pl
 
 from gan_lab.callbacks.signals import stopped_by_signal
-from gan_lab.errors import ConfigError
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import MONITORS as MONITORS
+from gan_lab.config.schema import QualityConfig
 from gan_lab.metrics.evaluator import Evaluator
 from gan_lab.utils.plot import line_plot
 
 log = logging.getLogger("gan_lab.train")
-
-MONITORS = ("fid", "kid")
 
 
 class QualityCallback(pl.Callback):
@@ -44,10 +44,7 @@ class QualityCallback(pl.Callback):
         dirpath: str = ".",
         **evaluator: Any,
     ) -> None:
-        if monitor not in MONITORS:
-            raise ConfigError(f"metrics.monitor={monitor!r} is not one of {', '.join(MONITORS)}")
-        if every_n_iters < 1:
-            raise ConfigError(f"metrics.every_n_iters={every_n_iters} must be >= 1")
+        check_arguments(QualityConfig, "metrics.", monitor=monitor, every_n_iters=every_n_iters)
         self.evaluator = Evaluator(**evaluator)
         self.every_n_iters, self.monitor, self.dirpath = int(every_n_iters), monitor, Path(dirpath)
         self.best: float | None = None

@@ -18,6 +18,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import SampleGridConfig
 from gan_lab.data.transforms import to_uint8
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,7 @@ def grid_file(dirpath: str | Path, iteration: int) -> Path:
 
 class SampleGrid(pl.Callback):
     def __init__(self, dirpath: str, every_n_iters: int = 500, nrow: int | None = None) -> None:
-        if every_n_iters < 1:
-            raise ValueError(f"every_n_iters must be >= 1, got {every_n_iters}")
+        check_arguments(SampleGridConfig, "callbacks.samples.", every_n_iters=every_n_iters, nrow=nrow)
         self.dirpath = Path(dirpath)
         self.every_n_iters = every_n_iters
         self.nrow = nrow

@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import CelebAConfig
 from gan_lab.data.decode import DecodeSpec
 from gan_lab.data.files import FileDataModule
-from gan_lab.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
+from gan_lab.errors import DatasetFormatError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +36,7 @@ class CelebADataModule(FileDataModule):
         self, root: str, resolution: int = 64, crop: int | None = 108, download: bool = True, **kwargs
     ) -> None:
         super().__init__(root, resolution, **kwargs)
-        if self.split not in SPLITS:
-            raise ConfigError(f"data.split={self.split!r} is not one of {list(SPLITS)}")
-        if crop is not None and crop < 1:
-            raise ConfigError(f"data.crop={crop} must be a positive number of pixels or null")
+        check_arguments(CelebAConfig, "data.", split=self.split, crop=crop)
         self.crop = crop
         self.download = bool(download)
 

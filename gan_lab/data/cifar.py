@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import CIFAR10Config
 from gan_lab.data.datamodule import ArrayDataModule
-from gan_lab.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
+from gan_lab.errors import DatasetFormatError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,7 @@ class CIFAR10DataModule(ArrayDataModule):
         download: bool = True,
     ) -> None:
         super().__init__(root, resolution, channels, batch_size, split, seed, shuffle, hflip)
-        if split not in BATCHES:
-            raise ConfigError(f"data.split={split!r} is not one of {sorted(BATCHES)}")
+        check_arguments(CIFAR10Config, "data.", split=split)
         self.download = bool(download)
 
     @property

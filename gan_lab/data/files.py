@@ -38,15 +38,17 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import CACHE_VERIFY as CACHE_VERIFY
+from gan_lab.config.schema import FileDataConfig
 from gan_lab.data.datamodule import Batch, BatchDataset, ImageDataModule, TensorBatchDataset
 from gan_lab.data.decode import DecodeSpec, UndecodableImage, decode_image
-from gan_lab.errors import ConfigError, DatasetFormatError
+from gan_lab.errors import DatasetFormatError
 from gan_lab.utils.checkpoint_io import atomic_torch_save
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 2  # 2: inode and ctime in the key, cache_verify
-CACHE_VERIFY = ("stat", "hash")
 HASH_CHUNK = 1 << 20
 REPORTED_PATHS = 10  # how many skipped files the report lists by name
 
@@ -216,11 +218,8 @@ class FileDataModule(ImageDataModule):
         cache_verify: str = "stat",
     ) -> None:
         super().__init__(root, resolution, channels, batch_size, split, seed, shuffle, hflip)
-        if in_memory not in ("auto", True, False):
-            raise ConfigError(f"data.in_memory={in_memory!r} is not one of auto, true, false")
+        check_arguments(FileDataConfig, "data.", in_memory=in_memory, cache_verify=cache_verify)
         self.in_memory = in_memory
-        if cache_verify not in CACHE_VERIFY:
-            raise ConfigError(f"data.cache_verify={cache_verify!r} is not one of {', '.join(CACHE_VERIFY)}")
         self.cache_verify = cache_verify
         self.memory_budget_gb = float(memory_budget_gb)
         self.cache_dir = Path(cache_dir).expanduser()

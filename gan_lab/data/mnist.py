@@ -23,10 +23,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import MNISTConfig
 from gan_lab.data.datamodule import ArrayDataModule
 from gan_lab.data.idx import read_idx
 from gan_lab.data.transforms import fit_small_images
-from gan_lab.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
+from gan_lab.errors import DatasetFormatError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,7 @@ class IdxDataModule(ArrayDataModule):
         download: bool = True,
     ) -> None:
         super().__init__(root, resolution, channels, batch_size, split, seed, shuffle, hflip)
-        if split not in FILES:
-            raise ConfigError(f"data.split={split!r} is not one of {sorted(FILES)}")
+        check_arguments(MNISTConfig, "data.", split=split)
         self.search_dirs = [Path(d).expanduser() for d in search_dirs]
         self.download = bool(download)
         self.files: tuple[Path, Path] | None = None

@@ -12,13 +12,13 @@ from typing import Any
 
 import torch
 
-from gan_lab.errors import ConfigError
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import FEATURES as FEATURES
+from gan_lab.config.schema import QualityConfig
 from gan_lab.metrics.features import FeatureExtractor, InceptionFeatures, locate_inception_weights
 from gan_lab.metrics.quality import QualityMetrics, frechet_distance, real_features, stats_key
 
 log = logging.getLogger(__name__)
-
-FEATURES = ("auto", "domain", "inception")
 
 
 def build_extractor(
@@ -31,8 +31,7 @@ def build_extractor(
     """The feature extractor for ``features`` (``auto``: domain for MNIST-like data, else Inception)."""
     from gan_lab.metrics.domain import SUPPORTED, load_or_train
 
-    if features not in FEATURES:
-        raise ConfigError(f"metrics.features={features!r} is not one of {', '.join(FEATURES)}")
+    check_arguments(QualityConfig, "metrics.", features=features)
     if features == "auto":
         features = "domain" if datamodule.name in SUPPORTED else "inception"
     if features == "domain":
@@ -68,11 +67,14 @@ class Evaluator:
         cache_dir: str = "~/.cache/gan_lab",
         seed: int = 0,
     ) -> None:
-        if features not in FEATURES:
-            raise ConfigError(f"metrics.features={features!r} is not one of {', '.join(FEATURES)}")
-        for key, value in (("num_real", num_real), ("num_fake", num_fake), ("batch_size", batch_size)):
-            if value < 2:
-                raise ConfigError(f"metrics.{key}={value} must be at least 2")
+        check_arguments(
+            QualityConfig,
+            "metrics.",
+            features=features,
+            num_real=num_real,
+            num_fake=num_fake,
+            batch_size=batch_size,
+        )
         self.features, self.num_real, self.num_fake, self.batch_size = (
             features,
             num_real,

@@ -45,6 +45,8 @@ import torch
 from torch import Tensor, nn
 
 from gan_lab.augment import Augment
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import GANConfig
 from gan_lab.losses import AdversarialLoss, gradient_penalty, r1_penalty
 from gan_lab.modules.iteration import one_global_step
 from gan_lab.nn.ema import ema_beta, update_ema
@@ -104,8 +106,7 @@ class GANModule(pl.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        if d_reg_interval < 1:
-            raise ValueError(f"d_reg_interval={d_reg_interval} must be >= 1")
+        check_arguments(GANConfig, "model.", d_reg_interval=d_reg_interval)
         self.automatic_optimization = False
         self.G = generator
         self.D = discriminator

@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 
 from gan_lab.augment import Augment
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import StyleGANConfig
 from gan_lab.losses import AdversarialLoss, NonSaturatingLoss, path_lengths
 from gan_lab.modules.gan import GANModule, LossAndLogs
 from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
@@ -65,10 +67,13 @@ class StyleGAN(GANModule):
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
-        if not 0 <= style_mixing_prob <= 1:
-            raise ValueError(f"style_mixing_prob={style_mixing_prob} must be in [0, 1]")
-        if pl_interval < 1 or pl_batch_shrink < 1:
-            raise ValueError(f"pl_interval={pl_interval} and pl_batch_shrink={pl_batch_shrink} must be >= 1")
+        check_arguments(
+            StyleGANConfig,
+            "model.",
+            style_mixing_prob=style_mixing_prob,
+            pl_interval=pl_interval,
+            pl_batch_shrink=pl_batch_shrink,
+        )
         generator = StyleGANGenerator(
             resolution, channels, z_dim, w_dim, map_layers, channel_base, channel_max, conv_clamp
         )

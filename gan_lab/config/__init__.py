@@ -1,0 +1,263 @@
+"""The one check of a composed config, run inside the task before anything is built or loaded.
+
+Each group node is matched to its typed schema (``gan_lab.config.schema``, chosen by the node's
+``_target_``): every value, after its interpolations and resolvers are resolved, is assigned to
+the structured config (OmegaConf checks its type), then the field's rule checks its range or
+choice. Then a few rules that relate keys (batch and minibatch groups, compile and double
+backward, the metrics split) run. The first failure raises ``ConfigError`` with one line naming
+the full key, the bad value and what is expected. Hydra itself reports unknown group options and
+unknown keys (struct mode) at composition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from gan_lab.config.rules import Rule, is_int, is_number, is_power_of_two, require
+from gan_lab.config.schema import (
+    ENTRIES,
+    GROUPS,
+    MIN_RESOLUTION,
+    OPTIONAL_GROUPS,
+    EvaluateConfig,
+    GenerateConfig,
+    PathsConfig,
+    Schema,
+    TrainTopConfig,
+    register_schemas,
+    target_of,
+)
+from gan_lab.errors import ConfigError
+
+__all__ = [
+    "MIN_RESOLUTION",
+    "ConfigError",
+    "Rule",
+    "check_arguments",
+    "is_power_of_two",
+    "require",
+    "schema_for",
+    "validate",
+    "validate_evaluate",
+    "validate_generate",
+]
+
+register_schemas()
+_MISSING = "???"
+TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _type_words(tp: Any) -> str:
+    optional = False
+    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional, tp = len(args) < len(typing.get_args(tp)), args[0]
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        words = f"a list of {_type_words(item).split(' ', 1)[1]}s"
+    else:
+        words = TYPE_WORDS.get(tp, "a value")
+    return words + (" or null" if optional else "")
+
+
+def _hints(schema: type) -> dict[str, Any]:
+    return typing.get_type_hints(schema)
+
+
+def _nested_schema(tp: Any) -> type | None:
+    args = typing.get_args(tp) or (tp,)
+    return next((a for a in args if dataclasses.is_dataclass(a)), None)
+
+
+def _expected(schema: type, name: str) -> str:
+    f = schema.__dataclass_fields__[name]
+    return f.metadata.get("expected") or _type_words(_hints(schema)[name])
+
+
+@functools.cache
+def _accepted_arguments(target: str) -> frozenset[str] | None:
+    """Constructor arguments of a third-party target (None: it takes any keyword)."""
+    from hydra.utils import get_object
+
+    try:
+        params = inspect.signature(get_object(target)).parameters.values()
+    except Exception:
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params)
+
+
+def _resolve(node: Any, key: str, full: str) -> Any:
+    """The value of ``node[key]`` with its interpolations resolved ("???" when missing)."""
+    if OmegaConf.is_missing(node, key):
+        return _MISSING
+    try:
+        value = node[key]
+        if isinstance(value, DictConfig | ListConfig):
+            return OmegaConf.to_container(value, resolve=True, throw_on_missing=False)
+        return value
+    except OmegaConfBaseException as e:  # a failing interpolation or resolver
+        raise ConfigError(f"{full} could not be computed: {_line(e).split(' full_key:')[0]}") from None
+
+
+def _resolved_mapping(node: DictConfig, prefix: str) -> dict[str, Any]:
+    return {str(k): _resolve(node, str(k), f"{prefix}{k}") for k in node}
+
+
+def check_node(values: dict[str, Any], schema: type[Schema], prefix: str, where: str) -> dict[str, Any]:
+    """Type- and rule-check ``values`` (resolved) against ``schema``; returns the typed values."""
+    typed = OmegaConf.structured(schema)
+    fields = schema.__dataclass_fields__
+    hints = _hints(schema)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in fields:
+            if schema.OPEN:
+                accepted = _accepted_arguments(target_of(schema))
+                if accepted is None or key in accepted:
+                    out[key] = value
+                    continue
+            raise ConfigError(f"{full} is not a setting of {where}")
+        nested = _nested_schema(hints[key])
+        if nested is not None and isinstance(value, dict):
+            out[key] = check_node(value, nested, f"{full}.", where)
+            continue
+        if value == _MISSING:
+            raise ConfigError(f"{full} is required: {full}={_expected(schema, key)}")
+        try:
+            typed[key] = value
+        except (OmegaConfBaseException, ValueError, TypeError):
+            raise ConfigError(f"{full}={value!r} is invalid: expected {_expected(schema, key)}") from None
+        checked = typed[key]
+        if isinstance(checked, DictConfig | ListConfig):
+            checked = OmegaConf.to_container(checked)
+        rule: Rule | None = fields[key].metadata.get("rule")
+        if rule is not None:
+            rule.check(full, checked)
+        out[key] = checked
+    for name, f in fields.items():
+        if name not in values and f.default == _MISSING:
+            raise ConfigError(f"{prefix}{name} is required: {prefix}{name}={_expected(schema, name)}")
+    return out
+
+
+def schema_for(group: str, node: Any) -> type[Schema] | None:
+    """The schema of a group node, by its ``_target_`` (None for a node of no known target)."""
+    options = GROUPS.get(group) or ENTRIES.get(group) or {}
+    target = node.get("_target_") if isinstance(node, dict | DictConfig) else None
+    return next((s for s in options.values() if target_of(s) == target), None)
+
+
+def _check_group(cfg: DictConfig, group: str) -> dict[str, Any] | None:
+    if group not in cfg or cfg[group] is None:
+        if group in OPTIONAL_GROUPS:
+            return None
+        raise ConfigError(f"{group} is required: choose one of {', '.join(GROUPS[group])} ({group}=NAME)")
+    node = cfg[group]
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"{group}={node!r} is invalid: expected a config node ({group}=NAME)")
+    values = _resolved_mapping(node, f"{group}.")
+    if group in ENTRIES:
+        checked = {}
+        for name, entry in values.items():
+            if entry is None:
+                continue
+            if not isinstance(entry, dict) or "_target_" not in entry:
+                raise ConfigError(f"{group}.{name}={entry!r} is invalid: expected a node with a _target_")
+            schema = schema_for(group, entry)
+            # a user's own callback or logger (no schema): its class checks its arguments
+            checked[name] = entry if schema is None else check_node(entry, schema, f"{group}.{name}.", group)
+        return checked
+    schema = schema_for(group, values)
+    if schema is None:
+        known = ", ".join(target_of(s) for s in GROUPS[group].values())
+        raise ConfigError(f"{group}._target_={values.get('_target_')!r} is invalid: expected one of {known}")
+    choice = next(name for name, s in GROUPS[group].items() if s is schema)
+    return check_node(values, schema, f"{group}.", f"{group}={choice}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` (one line) for the first bad value of a training config."""
+    groups = ("data", "trainer", "model", "loss", "augment", "callbacks", "metrics", "logger")
+    top = {str(k): _resolve(cfg, str(k), str(k)) for k in cfg if k not in (*groups, "paths")}
+    check_node(top, TrainTopConfig, "", "train.py")
+    if "paths" in cfg:
+        check_node(_resolved_mapping(cfg.paths, "paths."), PathsConfig, "paths.", "paths")
+    c = {group: _check_group(cfg, group) for group in groups}
+    _check_relations(c)
+
+
+def _check_relations(c: dict[str, Any]) -> None:
+    """Rules that relate keys of several groups (each group already checked on its own)."""
+    model, data, loss = c["model"], c["data"], c["loss"]
+    group, batch = model.get("mbstd_group"), data["batch_size"]
+    if is_int(group) and batch % min(group, batch):
+        raise ConfigError(
+            f"data.batch_size={batch} is not divisible by model.mbstd_group={group} "
+            "(the minibatch standard deviation layer splits each batch into groups of that size)"
+        )
+    if model.get("compile") is True:
+        penalties = {**{f"model.{k}": model.get(k) for k in ("r1_gamma", "r2_gamma", "pl_weight")}}
+        penalties["loss.gp_lambda"] = loss.get("gp_lambda")
+        double_backward = [k for k, v in penalties.items() if is_number(v) and v > 0]
+        if double_backward:
+            raise ConfigError(
+                f"model.compile=true cannot be combined with {', '.join(double_backward)} > 0: those "
+                "penalties need double backward, which torch.compile does not support"
+            )
+    metrics = c["metrics"]
+    if metrics is not None:
+        splits = schema_for("data", data).SPLITS
+        if metrics.get("split", "train") not in splits:
+            raise ConfigError(
+                f"metrics.split={metrics['split']!r} is invalid: expected a split of data "
+                f"({', '.join(splits)})"
+            )
+
+
+def _validate_script(cfg: DictConfig, schema: type[Schema], script: str) -> dict[str, Any]:
+    values = _resolved_mapping(cfg, "")
+    values.pop("hydra", None)
+    metrics = values.pop("metrics", None) if "metrics" in schema.__dataclass_fields__ else None
+    checked = check_node(values, schema, "", script)
+    if metrics is not None:
+        schema = schema_for("metrics", metrics) or _no_schema("metrics")
+        checked["metrics"] = check_node(metrics, schema, "metrics.", "metrics")
+    return checked
+
+
+def _no_schema(group: str) -> type[Schema]:
+    raise ConfigError(f"{group}._target_ is invalid: expected {target_of(GROUPS[group]['default'])}")
+
+
+def validate_generate(cfg: DictConfig) -> None:
+    """Check ``generate.py``'s config (``conf/generate.yaml``) before the checkpoint is loaded."""
+    _validate_script(cfg, GenerateConfig, "generate.py")
+
+
+def validate_evaluate(cfg: DictConfig) -> None:
+    """Check ``evaluate.py``'s config (``conf/evaluate.yaml``) before the checkpoint is loaded."""
+    _validate_script(cfg, EvaluateConfig, "evaluate.py")
+
+
+def check_arguments(schema: type[Schema], prefix: str, **values: Any) -> None:
+    """For constructors used from Python: check arguments against the rules of their config keys."""
+    fields = schema.__dataclass_fields__
+    for name, value in values.items():
+        rule = fields[name].metadata.get("rule")
+        if rule is not None:
+            require(f"{prefix}{name}", value, rule)

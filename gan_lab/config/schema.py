@@ -1,0 +1,535 @@
+# ruff: noqa: RUF009  (setting() returns dataclasses.field(...))
+"""Typed structured configs: every user-facing key of every config group, its type and its rule.
+
+One dataclass per group option (``conf/<group>/<option>.yaml``), chosen by the node's
+``_target_``; each field has the type OmegaConf checks and, where a range or a set of choices
+applies, one ``Rule`` (``gan_lab.config.rules``) as its metadata. The schemas are registered in
+Hydra's ConfigStore as ``schema/<group>/<option>`` (``python train.py --help`` lists them); they
+are applied inside the task by ``gan_lab.config.validate``, never at composition, so a bad value
+is one line and exit status 2 (``refused`` in a sweep), not a Hydra composition error.
+
+This module imports nothing else of the lab: the lab's classes import their choices from here.
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from omegaconf import MISSING
+
+from gan_lab.config.rules import (
+    ANY_NUMBER,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    PENALTY,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    SEED,
+    Rule,
+    at_least,
+    between,
+    is_int,
+    is_number,
+    is_power_of_two,
+    one_of,
+    optional,
+    subset_of,
+)
+
+# choices the lab's classes share with the schema (one list each)
+DIFFAUG_POLICIES = ("color", "translation", "cutout")
+D_NORMS = ("auto", "batch", "none")
+FEATURES = ("auto", "domain", "inception")
+MONITORS = ("fid", "kid")
+MNIST_SPLITS = ("train", "test")
+CIFAR_SPLITS = ("train", "test")
+CELEBA_SPLITS = ("train", "valid", "test", "all")
+FOLDER_SPLITS = ("train",)
+GENERATE_MODES = ("grid", "interpolate", "style_mix")
+NOISE = ("const", "random", "none")
+MIXES = ("coarse", "middle", "fine")
+CACHE_VERIFY = ("stat", "hash")
+MIN_RESOLUTION = 32
+
+
+def setting(default: Any = MISSING, rule: Rule | None = None, *, expected: str = "") -> Any:
+    """A schema field: its default (MISSING: required), its rule, and what a wrong type is told."""
+    metadata = {"rule": rule, "expected": expected or (rule.expected if rule else "")}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+RESOLUTION = Rule(
+    lambda v: is_power_of_two(v) and v >= MIN_RESOLUTION,
+    f"a power of two >= {MIN_RESOLUTION} (32, 64, 128, 256, ...)",
+)
+CHANNELS = one_of(1, 3)
+LR = POSITIVE
+BETAS = Rule(
+    lambda v: len(v) == 2 and all(is_number(b) and 0 <= b < 1 for b in v),
+    "two numbers in [0, 1), e.g. [0.5, 0.999]",
+)
+EMA_KIMG = at_least(0, what="a number >= 0 (0 disables the EMA)")
+EMA_RAMPUP = optional(POSITIVE)
+AT_LEAST_TWO = at_least(2, integer=True, what="an integer >= 2")
+DEVICE = Rule(
+    lambda v: isinstance(v, str) and bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v)),
+    "auto, cpu, cuda, cuda:N or mps",
+)
+
+
+def target(name: str) -> Any:
+    return setting(name, one_of(name))
+
+
+def splits(*choices: str) -> Any:
+    return setting("train", one_of(*choices))
+
+
+class Schema:
+    """Base of the schemas. ``OPEN``: keys beyond the schema pass to the target when its
+    constructor takes them (third-party classes with many options: Lightning, W&B)."""
+
+    OPEN: ClassVar[bool] = False
+
+
+# ---------------------------------------------------------------------------- top level, paths
+@dataclass
+class PathsConfig(Schema):
+    data_dir: str = setting()
+    log_dir: str = setting()
+    output_dir: str = setting()
+    cache_dir: str = setting()
+
+
+@dataclass
+class TrainTopConfig(Schema):
+    """The top-level keys of ``conf/train.yaml`` (the groups have their own schemas)."""
+
+    task_name: str = setting("train")
+    run_name: str = setting(MISSING, Rule(lambda v: bool(v) and "/" not in v, "a non-empty name without '/'"))
+    tags: list[str] = setting([], expected="a list of strings, e.g. [dcgan,baseline]")
+    seed: int = setting(MISSING, SEED)
+    ckpt_path: str | None = setting(None, expected="a checkpoint path or null")
+
+
+# ---------------------------------------------------------------------------- data
+@dataclass
+class DataConfig(Schema):
+    _target_: str = setting()
+    root: str = setting(MISSING, expected="DIR (the folder of the dataset)")
+    resolution: int = setting(MISSING, RESOLUTION)
+    channels: int = setting(MISSING, CHANNELS)
+    batch_size: int = setting(MISSING, POSITIVE_INT)
+    split: str = splits("train")
+    seed: int = setting(0, SEED)
+    shuffle: bool = setting(True)
+    hflip: bool = setting(False)
+
+    SPLITS: ClassVar[tuple[str, ...]] = FOLDER_SPLITS
+
+
+@dataclass
+class MNISTConfig(DataConfig):
+    _target_: str = target("gan_lab.data.MNISTDataModule")
+    split: str = splits(*MNIST_SPLITS)
+    search_dirs: list[str] = setting([], expected="a list of folders")
+    download: bool = setting(True)
+
+    SPLITS: ClassVar[tuple[str, ...]] = MNIST_SPLITS
+
+
+@dataclass
+class FashionMNISTConfig(MNISTConfig):
+    _target_: str = target("gan_lab.data.FashionMNISTDataModule")
+
+
+@dataclass
+class CIFAR10Config(DataConfig):
+    _target_: str = target("gan_lab.data.CIFAR10DataModule")
+    split: str = splits(*CIFAR_SPLITS)
+    download: bool = setting(True)
+
+    SPLITS: ClassVar[tuple[str, ...]] = CIFAR_SPLITS
+
+
+IN_MEMORY = one_of("auto", True, False)
+
+
+@dataclass
+class FileDataConfig(DataConfig):
+    in_memory: Any = setting("auto", IN_MEMORY)
+    memory_budget_gb: float = setting(4.0, at_least(0, what="a number of GB >= 0"))
+    cache_dir: str = setting("~/.cache/gan_lab/datasets")
+    num_workers: int | None = setting(None, optional(NON_NEGATIVE_INT))
+    cache_verify: str = setting("stat", one_of(*CACHE_VERIFY))
+
+
+@dataclass
+class ImageFolderConfig(FileDataConfig):
+    _target_: str = target("gan_lab.data.ImageFolderDataModule")
+
+
+@dataclass
+class CelebAConfig(FileDataConfig):
+    _target_: str = target("gan_lab.data.CelebADataModule")
+    split: str = splits(*CELEBA_SPLITS)
+    crop: int | None = setting(108, optional(POSITIVE_INT), expected="a positive number of pixels or null")
+    download: bool = setting(True)
+
+    SPLITS: ClassVar[tuple[str, ...]] = CELEBA_SPLITS
+
+
+# ---------------------------------------------------------------------------- model
+@dataclass
+class GANConfig(Schema):
+    """Settings of every GAN module (``gan_lab.modules.gan.GANModule``)."""
+
+    _target_: str = setting()
+    resolution: int = setting(MISSING, RESOLUTION)
+    channels: int = setting(MISSING, CHANNELS)
+    z_dim: int = setting(MISSING, POSITIVE_INT)
+    lr_g: float = setting(MISSING, LR)
+    lr_d: float = setting(MISSING, LR)
+    betas: list[float] = setting(MISSING, BETAS)
+    ema_kimg: float = setting(10.0, EMA_KIMG)
+    ema_rampup: float | None = setting(0.05, EMA_RAMPUP)
+    r1_gamma: float = setting(0.0, PENALTY)
+    r2_gamma: float = setting(0.0, PENALTY)
+    d_reg_interval: int = setting(16, POSITIVE_INT)
+    num_samples: int = setting(64, POSITIVE_INT)
+    seed: int = setting(0, SEED)
+    channels_last: bool = setting(False)
+    compile: bool = setting(False)
+
+
+@dataclass
+class DCGANConfig(GANConfig):
+    _target_: str = target("gan_lab.modules.DCGAN")
+    g_width: int = setting(64, POSITIVE_INT)
+    d_width: int = setting(64, POSITIVE_INT)
+    max_width: int = setting(512, POSITIVE_INT)
+    d_norm: str = setting("auto", one_of(*D_NORMS))
+
+
+@dataclass
+class StyleGANConfig(GANConfig):
+    _target_: str = target("gan_lab.modules.StyleGAN")
+    w_dim: int = setting(512, POSITIVE_INT)
+    map_layers: int = setting(2, POSITIVE_INT)
+    channel_base: int = setting(16384, POSITIVE_INT)
+    channel_max: int = setting(512, POSITIVE_INT)
+    conv_clamp: float | None = setting(256.0, optional(POSITIVE))
+    mbstd_group: int = setting(4, POSITIVE_INT)
+    mbstd_channels: int = setting(1, POSITIVE_INT)
+    style_mixing_prob: float = setting(0.9, PROBABILITY)
+    pl_weight: float = setting(2.0, PENALTY)
+    pl_interval: int = setting(4, POSITIVE_INT)
+    pl_decay: float = setting(0.01, between(0, 1, open_low=True))
+    pl_batch_shrink: int = setting(2, POSITIVE_INT)
+    sample_psi: float = setting(1.0, ANY_NUMBER, expected="a number (1 = no truncation)")
+
+
+# ---------------------------------------------------------------------------- loss, augment
+@dataclass
+class NonSaturatingConfig(Schema):
+    _target_: str = target("gan_lab.losses.NonSaturatingLoss")
+
+
+@dataclass
+class HingeConfig(Schema):
+    _target_: str = target("gan_lab.losses.HingeLoss")
+
+
+@dataclass
+class LSGANConfig(Schema):
+    _target_: str = target("gan_lab.losses.LSGANLoss")
+
+
+@dataclass
+class WGANGPConfig(Schema):
+    _target_: str = target("gan_lab.losses.WGANGPLoss")
+    gp_lambda: float = setting(10.0, NON_NEGATIVE)
+    n_critic: int = setting(5, POSITIVE_INT)
+
+
+@dataclass
+class DiffAugmentConfig(Schema):
+    _target_: str = target("gan_lab.augment.DiffAugment")
+    policy: list[str] = setting(list(DIFFAUG_POLICIES), subset_of(DIFFAUG_POLICIES, "[color,translation]"))
+
+
+@dataclass
+class AdaConfig(Schema):
+    _target_: str = target("gan_lab.augment.AdaptiveAugment")
+    target: float = setting(
+        0.6, between(-1, 1, "a number in (-1, 1), e.g. 0.6", open_low=True, open_high=True)
+    )
+    interval: int = setting(4, POSITIVE_INT)
+    kimg: float = setting(500.0, POSITIVE)
+    p: float = setting(0.0, PROBABILITY)
+    adaptive: bool = setting(True)
+    xflip: bool = setting(True)
+    rotate90: bool = setting(True)
+    translate: bool = setting(True)
+    scale: bool = setting(True)
+    rotate: bool = setting(True)
+    brightness: bool = setting(True)
+    contrast: bool = setting(True)
+    saturation: bool = setting(True)
+    translate_max: float = setting(0.125, NON_NEGATIVE)
+    scale_std: float = setting(0.2, NON_NEGATIVE)
+    brightness_std: float = setting(0.2, NON_NEGATIVE)
+    contrast_std: float = setting(0.5, NON_NEGATIVE)
+    saturation_std: float = setting(1.0, NON_NEGATIVE)
+
+
+# ---------------------------------------------------------------------------- trainer
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
+PRECISIONS = (
+    *("64-true", "64", "32-true", "32", "16-mixed", "16"),
+    *("bf16-mixed", "bf16", "16-true", "bf16-true"),
+)
+
+
+def _devices_ok(v: Any) -> bool:
+    if is_int(v):
+        return v > 0 or v == -1
+    if isinstance(v, str):
+        return v == "auto" or (bool(re.fullmatch(r"-1|\d+(,\d+)*,?", v)) and v != "0")
+    return isinstance(v, list | tuple) and len(v) > 0 and all(is_int(d) and d >= 0 for d in v)
+
+
+DEVICES = Rule(_devices_ok, "a positive number of devices, -1, auto or a list of indices")
+PRECISION = Rule(lambda v: str(v) in PRECISIONS, "one of " + ", ".join(PRECISIONS))
+MAX_STEPS = Rule(
+    lambda v: is_int(v) and (v > 0 or v == -1), "a positive number of iterations (or -1 for no limit)"
+)
+SAVE_TOP_K = at_least(-1, integer=True, what="an integer >= -1 (-1 keeps every snapshot)")
+
+
+@dataclass
+class TrainerConfig(Schema):
+    OPEN: ClassVar[bool] = True
+
+    _target_: str = target("pytorch_lightning.Trainer")
+    default_root_dir: str | None = setting(None)
+    accelerator: str = setting("auto", one_of(*ACCELERATORS))
+    devices: Any = setting(1, DEVICES)
+    num_nodes: int = setting(1, POSITIVE_INT)
+    strategy: str = setting("auto")
+    precision: Any = setting("32-true", PRECISION)
+    max_steps: int = setting(MISSING, MAX_STEPS)
+    max_epochs: int | None = setting(-1, optional(at_least(-1, integer=True, what="an integer >= -1")))
+    log_every_n_steps: int = setting(50, POSITIVE_INT)
+    num_sanity_val_steps: int = setting(0, at_least(-1, integer=True, what="an integer >= -1"))
+    deterministic: Any = setting(False, one_of(True, False, "warn"))
+    use_distributed_sampler: bool = setting(
+        False,
+        one_of(False),
+        expected="false (the datamodules shard each batch across devices themselves, in an order "
+        "that resumes exactly)",
+    )
+
+
+# ---------------------------------------------------------------------------- callbacks
+@dataclass
+class IterationCheckpointConfig(Schema):
+    OPEN: ClassVar[bool] = True
+
+    _target_: str = target("gan_lab.callbacks.IterationCheckpoint")
+    dirpath: str | None = setting(None)
+    filename: str | None = setting(None)
+    every_n_train_steps: int = setting(500, POSITIVE_INT)
+    save_last: Any = setting(True, optional(one_of(True, False, "link")))
+    monitor: str | None = setting(None)
+    mode: str = setting("min", one_of("min", "max"))
+    save_top_k: int = setting(1, SAVE_TOP_K)
+    auto_insert_metric_name: bool = setting(True)
+
+
+@dataclass
+class SampleGridConfig(Schema):
+    _target_: str = target("gan_lab.callbacks.SampleGrid")
+    dirpath: str = setting()
+    every_n_iters: int = setting(500, POSITIVE_INT)
+    nrow: int | None = setting(None, optional(POSITIVE_INT))
+
+
+@dataclass
+class ProgressConfig(Schema):
+    _target_: str = target("gan_lab.callbacks.GANProgressBar")
+    refresh_rate: int = setting(10, at_least(0, integer=True, what="an integer >= 0 (0 hides the bar)"))
+    leave: bool = setting(True)
+
+
+@dataclass
+class IterationLogConfig(Schema):
+    _target_: str = target("gan_lab.callbacks.IterationLog")
+    every_n_iters: int = setting(100, POSITIVE_INT)
+
+
+@dataclass
+class DivergenceConfig(Schema):
+    _target_: str = target("gan_lab.callbacks.DivergenceGuard")
+    check_every_n_iters: int = setting(10, POSITIVE_INT)
+
+
+@dataclass
+class ReplicaCheckConfig(Schema):
+    _target_: str = target("gan_lab.callbacks.ReplicaCheck")
+    every_n_iters: int = setting(0, at_least(0, integer=True, what="an integer >= 0 (0: only at the end)"))
+    rtol: float = setting(1e-9, NON_NEGATIVE)
+
+
+@dataclass
+class RichModelSummaryConfig(Schema):
+    OPEN: ClassVar[bool] = True
+
+    _target_: str = target("pytorch_lightning.callbacks.RichModelSummary")
+    max_depth: int = setting(1, at_least(-1, integer=True, what="an integer >= -1 (-1: all layers)"))
+
+
+# ---------------------------------------------------------------------------- metrics
+@dataclass
+class QualityConfig(Schema):
+    _target_: str = target("gan_lab.callbacks.QualityCallback")
+    features: str = setting("auto", one_of(*FEATURES))
+    every_n_iters: int = setting(1000, POSITIVE_INT)
+    num_real: int = setting(10000, AT_LEAST_TWO)
+    num_fake: int = setting(10000, AT_LEAST_TWO)
+    batch_size: int = setting(100, AT_LEAST_TWO)
+    split: str = setting("train", expected="a split of the dataset")
+    monitor: str = setting("fid", one_of(*MONITORS))
+    kid_subsets: int = setting(100, POSITIVE_INT)
+    kid_subset_size: int = setting(1000, AT_LEAST_TWO)
+    floor: bool = setting(True)
+    inception_weights: str | None = setting(None, expected="a path to the Inception weights or null")
+    download_weights: bool = setting(True)
+    cache_dir: str = setting("~/.cache/gan_lab")
+    dirpath: str = setting(".")
+    seed: int = setting(0, SEED)
+
+
+# ---------------------------------------------------------------------------- loggers
+@dataclass
+class WandbConfig(Schema):
+    OPEN: ClassVar[bool] = True
+
+    _target_: str = target("pytorch_lightning.loggers.WandbLogger")
+    project: str | None = setting(None)
+    name: str | None = setting(None)
+    save_dir: str = setting(".")
+    offline: bool = setting(True)
+    log_model: Any = setting(False, one_of(True, False, "all"))
+    tags: list[str] | None = setting(None, expected="a list of strings")
+    job_type: str | None = setting(None)
+    entity: str | None = setting(None)
+    group: str | None = setting(None)
+    notes: str | None = setting(None)
+    id: str | None = setting(None)
+    resume: str | None = setting(None)
+
+
+@dataclass
+class CSVConfig(Schema):
+    OPEN: ClassVar[bool] = True
+
+    _target_: str = target("pytorch_lightning.loggers.CSVLogger")
+    save_dir: str = setting()
+    name: str | None = setting("lightning_logs")
+    version: str | None = setting(None)
+
+
+# ---------------------------------------------------------------------------- generate, evaluate
+@dataclass
+class GenerateConfig(Schema):
+    """``conf/generate.yaml``."""
+
+    task_name: str = setting("generate")
+    ckpt: str = setting(MISSING, expected="PATH (a checkpoint of this lab)")
+    mode: str = setting("grid", one_of(*GENERATE_MODES))
+    seed: int = setting(0, SEED)
+    num: int = setting(64, POSITIVE_INT)
+    nrow: int | None = setting(None, optional(POSITIVE_INT))
+    psi: float = setting(1.0, ANY_NUMBER, expected="a number (1 = no truncation)")
+    cutoff: int | None = setting(None, optional(NON_NEGATIVE_INT))
+    noise: str = setting("const", one_of(*NOISE))
+    keyframes: int = setting(4, AT_LEAST_TWO)
+    steps: int = setting(12, POSITIVE_INT)
+    fps: float = setting(12.0, POSITIVE)
+    rows: int = setting(5, POSITIVE_INT)
+    cols: int = setting(5, POSITIVE_INT)
+    mix: str = setting("coarse", one_of(*MIXES))
+    device: str = setting("auto", DEVICE)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class EvaluateConfig(Schema):
+    """``conf/evaluate.yaml`` (``metrics`` follows ``conf/metrics/``)."""
+
+    task_name: str = setting("evaluate")
+    ckpt: str = setting(MISSING, expected="PATH (a checkpoint of this lab)")
+    data_root: str | None = setting(None, expected="a folder or null")
+    device: str = setting("auto", DEVICE)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    metrics: QualityConfig | None = None
+
+
+# ---------------------------------------------------------------------------- the groups
+# group -> option (conf/<group>/<option>.yaml) -> schema; a node's schema is found by its _target_
+GROUPS: dict[str, dict[str, type[Schema]]] = {
+    "data": {
+        "fashion_mnist": FashionMNISTConfig,
+        "mnist": MNISTConfig,
+        "cifar10": CIFAR10Config,
+        "celeba": CelebAConfig,
+        "image_folder": ImageFolderConfig,
+    },
+    "model": {"dcgan": DCGANConfig, "stylegan": StyleGANConfig},
+    "loss": {
+        "nonsaturating": NonSaturatingConfig,
+        "hinge": HingeConfig,
+        "lsgan": LSGANConfig,
+        "wgan_gp": WGANGPConfig,
+    },
+    "augment": {"diffaug": DiffAugmentConfig, "ada": AdaConfig},
+    "trainer": {"default": TrainerConfig},
+    "metrics": {"default": QualityConfig},
+}
+# groups whose entries are named nodes, each with its own _target_ (a user may add others)
+ENTRIES: dict[str, dict[str, type[Schema]]] = {
+    "callbacks": {
+        "checkpoint": IterationCheckpointConfig,
+        "samples": SampleGridConfig,
+        "progress": ProgressConfig,
+        "iteration_log": IterationLogConfig,
+        "divergence": DivergenceConfig,
+        "replica_check": ReplicaCheckConfig,
+        "model_summary": RichModelSummaryConfig,
+    },
+    "logger": {"wandb": WandbConfig, "csv": CSVConfig},
+}
+OPTIONAL_GROUPS = ("augment", "metrics", "logger", "callbacks")  # `none` options set them to null
+
+
+def target_of(schema: type[Schema]) -> str:
+    return schema.__dataclass_fields__["_target_"].default
+
+
+def register_schemas() -> None:
+    """Put the schemas in Hydra's ConfigStore: ``schema/<group>/<option>`` and
+    ``schema/train|generate|evaluate``."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for group, options in {**GROUPS, **ENTRIES}.items():
+        for name, schema in options.items():
+            cs.store(group=f"schema/{group}", name=name, node=schema)
+    cs.store(group="schema/paths", name="default", node=PathsConfig)
+    cs.store(group="schema", name="train", node=TrainTopConfig)
+    cs.store(group="schema", name="generate", node=GenerateConfig)
+    cs.store(group="schema", name="evaluate", node=EvaluateConfig)
