@@ -260,5 +260,5 @@ def test_tools_refuse_bad_checkpoints(tmp_path: Path) -> None:
         evaluate(compose_tool("evaluate", tmp_path / "e", f"ckpt={tmp_path / 'missing.ckpt'}"))
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"\x00" * 64)
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=f"ckpt={bad} is not a checkpoint"):  # its own key, ckpt=
         generate(compose_tool("generate", tmp_path / "g", f"ckpt={bad}"))

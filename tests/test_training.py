@@ -168,7 +168,7 @@ def test_bad_checkpoints_are_refused_before_training(compose_cfg, tmp_path: Path
         run(compose_cfg(f"ckpt_path={tmp_path}"))
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"\x00" * 100)
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="is not a checkpoint: not a PyTorch checkpoint"):
         run(compose_cfg(f"ckpt_path={garbage}"))
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {}}, foreign)
