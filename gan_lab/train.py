@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -275,6 +276,9 @@ def main(cfg: DictConfig) -> float | None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ERROR_FILE).write_text(f"{e}\n")
         return math.inf
+    except KeyboardInterrupt:  # Ctrl-C before training started (after, StopOnSignal saves and exits)
+        log.error("interrupted before training started: nothing to save")
+        sys.exit(128 + signal.SIGINT)
 
 
 if __name__ == "__main__":
