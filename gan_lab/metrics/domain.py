@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from gan_lab.errors import ConfigError, GanLabError
 from gan_lab.metrics.features import DomainFeatures, file_sha256
 from gan_lab.utils.checkpoint_io import atomic_torch_save
+from gan_lab.utils.once import atomic_write_text, compute_once
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +131,10 @@ def load_or_train(
     from gan_lab.data.mnist import FashionMNISTDataModule, MNISTDataModule
 
     path = classifier_path(cache_dir, dataset)
-    info_path = path.with_suffix(".json")
-    if not (path.is_file() and info_path.is_file()):
-        dm_class = FashionMNISTDataModule if dataset == "fashion_mnist" else MNISTDataModule
+    info_path = path.with_suffix(".json")  # written last: its presence means both are complete
+    dm_class = FashionMNISTDataModule if dataset == "fashion_mnist" else MNISTDataModule
+
+    def train_and_save() -> None:
         log.info("training the %s domain classifier for FID/KID once (cached in %s)", dataset, path)
         start = time.monotonic()
         train_x, train_y = framed_split(dm_class, split="train", **data_kwargs)
@@ -149,8 +151,16 @@ def load_or_train(
         }
         atomic_torch_save(model.state_dict(), path)
         info["weights_sha256"] = file_sha256(path)
-        info_path.write_text(json.dumps(info, indent=2))
+        atomic_write_text(info_path, json.dumps(info, indent=2))
         log.info("%s domain classifier: test accuracy %.4f", dataset, info["test_accuracy"])
+
+    # once per job: under torchrun or SLURM the other ranks wait for it, then load it
+    compute_once(
+        path,
+        train_and_save,
+        f"the {dataset} domain classifier",
+        ready=lambda: path.is_file() and info_path.is_file(),
+    )
     info = json.loads(info_path.read_text())
     model = DomainClassifier()
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -17,6 +17,7 @@ from gan_lab.config.schema import FEATURES as FEATURES
 from gan_lab.config.schema import QualityConfig
 from gan_lab.metrics.features import FeatureExtractor, InceptionFeatures, locate_inception_weights
 from gan_lab.metrics.quality import QualityMetrics, frechet_distance, real_features, stats_key
+from gan_lab.utils.once import atomic_write_text, compute_once
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +148,17 @@ class Evaluator:
         assert self.extractor is not None
         name = f"floor-{stats_key(reference, self.extractor, self.num_real)}.json"
         cache = Path(self.cache_dir).expanduser() / "stats" / name
-        if cache.is_file():
-            return float(json.loads(cache.read_text())["fid"])
-        test = reference.for_split("test")
-        test.prepare_data()
-        test_feats = real_features(test, self.extractor, self.num_real, self.cache_dir, device)
-        value = frechet_distance(self.extractor, reals.to(device), test_feats.to(device))
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"fid": value, "num_test": int(test_feats.shape[0])}))
-        return value
+        extractor = self.extractor
+
+        def compute_and_save() -> None:
+            test = reference.for_split("test")
+            test.prepare_data()
+            test_feats = real_features(test, extractor, self.num_real, self.cache_dir, device)
+            value = frechet_distance(extractor, reals.to(device), test_feats.to(device))
+            atomic_write_text(cache, json.dumps({"fid": value, "num_test": int(test_feats.shape[0])}))
+
+        compute_once(cache, compute_and_save, f"the FID floor of {reference.name}")  # once per job
+        return float(json.loads(cache.read_text())["fid"])
 
     @torch.no_grad()
     def score(self, module: Any, rank: int = 0, world_size: int = 1) -> dict[str, Any]:

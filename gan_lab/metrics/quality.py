@@ -31,6 +31,7 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 from gan_lab.metrics.features import FeatureExtractor
 from gan_lab.utils.checkpoint_io import atomic_torch_save
+from gan_lab.utils.once import compute_once
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +75,32 @@ def real_features(
 ) -> Tensor:
     """Features of ``num_real`` images of the datamodule's split (cached on disk)."""
     path = Path(cache_dir).expanduser() / "stats" / f"{stats_key(datamodule, extractor, num_real)}.pt"
-    if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
-    if datamodule.dataset is None:
-        datamodule.setup("fit")
-    dataset = base_dataset(datamodule)
-    n = len(dataset)
-    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:num_real].sort().values
-    log.info(
-        "real %s features of %d %s/%s images (once; cached in %s)",
-        extractor.name,
-        chosen.numel(),
-        datamodule.name,
-        datamodule.split,
-        path,
-    )
-    parts = []
-    for i in range(0, chosen.numel(), batch_size):
-        images, _ = dataset.__getitems__(chosen[i : i + batch_size].tolist())
-        parts.append(extractor(datamodule.transform(images.to(device))).cpu())
-    features = torch.cat(parts)
-    atomic_torch_save(features, path)
-    return features
+
+    @torch.no_grad()
+    def compute_and_save() -> None:
+        if datamodule.dataset is None:
+            datamodule.setup("fit")
+        dataset = base_dataset(datamodule)
+        n = len(dataset)
+        chosen = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:num_real].sort().values
+        log.info(
+            "real %s features of %d %s/%s images (once; cached in %s)",
+            extractor.name,
+            chosen.numel(),
+            datamodule.name,
+            datamodule.split,
+            path,
+        )
+        parts = []
+        for i in range(0, chosen.numel(), batch_size):
+            images, _ = dataset.__getitems__(chosen[i : i + batch_size].tolist())
+            parts.append(extractor(datamodule.transform(images.to(device))).cpu())
+        atomic_torch_save(torch.cat(parts), path)
+
+    # once per job: the other ranks wait for the file, then load it
+    what = f"the real {extractor.name} features of {datamodule.name}/{datamodule.split}"
+    compute_once(path, compute_and_save, what)
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def process_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -112,8 +117,10 @@ def process_rank(rank: int | None = None, world_size: int | None = None) -> tupl
 
 
 def frechet_distance(extractor: FeatureExtractor, a: Tensor, b: Tensor) -> float:
-    """FID between two sets of features (used for the floor)."""
-    fid = FrechetInceptionDistance(feature=extractor, reset_real_features=True).to(a.device)
+    """FID between two sets of features (used for the floor), in this process alone: no sync over
+    ranks (each holds both sets whole, and one rank computes it while the others wait)."""
+    fid = FrechetInceptionDistance(feature=extractor, reset_real_features=True, sync_on_compute=False)
+    fid = fid.to(a.device)
     fid.update(a, real=True)
     fid.update(b, real=False)
     return float(fid.compute())
