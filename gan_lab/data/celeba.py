@@ -21,6 +21,7 @@ from gan_lab.config.schema import CelebAConfig
 from gan_lab.data.decode import DecodeSpec
 from gan_lab.data.files import FileDataModule
 from gan_lab.errors import DatasetFormatError, DatasetNotFoundError
+from gan_lab.utils.once import compute_once
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,18 @@ class CelebADataModule(FileDataModule):
 
     def list_files(self) -> tuple[list[str], list[int]]:
         if not self._present() and self.download:
-            try:
-                from torchvision.datasets import CelebA
 
-                log.info("CelebA not found locally; trying torchvision's download into %s", self.folder)
-                CelebA(str(self.folder.parent), split="all", target_type=[], download=True)
-            except Exception as e:
-                log.warning("download failed: %s", e)
+            def download() -> None:
+                try:
+                    from torchvision.datasets import CelebA
+
+                    log.info("CelebA not found locally; trying torchvision's download into %s", self.folder)
+                    CelebA(str(self.folder.parent), split="all", target_type=[], download=True)
+                except Exception as e:
+                    log.warning("download failed: %s", e)
+
+            # one process per data root downloads and extracts; the others (DDP ranks) wait for it
+            compute_once(self.folder, download, "the CelebA download", ready=self._present)
         if not self._present():
             raise DatasetNotFoundError(
                 f"CelebA not found: expected {self.folder / 'img_align_celeba'}/ and "

@@ -22,6 +22,7 @@ from gan_lab.config import check_arguments
 from gan_lab.config.schema import CIFAR10Config
 from gan_lab.data.datamodule import ArrayDataModule
 from gan_lab.errors import DatasetFormatError, DatasetNotFoundError
+from gan_lab.utils.once import compute_once
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +79,18 @@ class CIFAR10DataModule(ArrayDataModule):
 
     def prepare_data(self) -> None:
         if self.missing() and self.download:
-            try:
-                from torchvision.datasets import CIFAR10
 
-                log.info("CIFAR-10 not found locally; downloading into %s", self.folder.parent)
-                CIFAR10(str(self.folder.parent), train=self.split == "train", download=True)
-            except Exception as e:
-                log.warning("download failed: %s", e)
+            def download() -> None:
+                try:
+                    from torchvision.datasets import CIFAR10
+
+                    log.info("CIFAR-10 not found locally; downloading into %s", self.folder.parent)
+                    CIFAR10(str(self.folder.parent), train=self.split == "train", download=True)
+                except Exception as e:
+                    log.warning("download failed: %s", e)
+
+            # one process per data root downloads; the others (DDP ranks) wait for it
+            compute_once(self.folder, download, "the CIFAR-10 download", ready=lambda: not self.missing())
         if missing := self.missing():
             raise DatasetNotFoundError(
                 f"CIFAR-10 not found: {self.folder} lacks {', '.join(missing)}. Get it with internet "

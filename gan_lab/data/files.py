@@ -45,6 +45,7 @@ from gan_lab.data.datamodule import Batch, BatchDataset, ImageDataModule, Tensor
 from gan_lab.data.decode import DecodeSpec, UndecodableImage, decode_image
 from gan_lab.errors import DatasetFormatError
 from gan_lab.utils.checkpoint_io import atomic_torch_save
+from gan_lab.utils.once import compute_once
 
 log = logging.getLogger(__name__)
 
@@ -270,21 +271,26 @@ class FileDataModule(ImageDataModule):
             log.info("%s/%s: using the decoded cache %s", self.name, self.split, path)
         else:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            log.info(
-                "%s/%s: %s %d files with %d workers (once; cached in %s)",
-                self.name,
-                self.split,
-                "checking" if self._streaming else "decoding",
-                len(files),
-                self.num_workers,
-                path,
-            )
-            if self._streaming:
-                entry = verify_all(files, label_tensor, self.num_workers)
-            else:
-                entry = decode_all(files, label_tensor, self.decode_spec(), self.num_workers)
-            entry["format"] = CACHE_FORMAT
-            atomic_torch_save(entry, path)
+
+            def decode_and_save() -> None:
+                log.info(
+                    "%s/%s: %s %d files with %d workers (once; cached in %s)",
+                    self.name,
+                    self.split,
+                    "checking" if self._streaming else "decoding",
+                    len(files),
+                    self.num_workers,
+                    path,
+                )
+                if self._streaming:
+                    entry = verify_all(files, label_tensor, self.num_workers)
+                else:
+                    entry = decode_all(files, label_tensor, self.decode_spec(), self.num_workers)
+                entry["format"] = CACHE_FORMAT
+                atomic_torch_save(entry, path)
+
+            # once per job: the other ranks (torchrun, SLURM) wait for the cache, then use it
+            compute_once(path, decode_and_save, f"the {self.name}/{self.split} decode cache")
         self._prepared = {"path": path, "total": len(files)}
 
     def build_dataset(self) -> BatchDataset:

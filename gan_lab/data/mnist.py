@@ -29,6 +29,7 @@ from gan_lab.data.datamodule import ArrayDataModule
 from gan_lab.data.idx import read_idx
 from gan_lab.data.transforms import fit_small_images
 from gan_lab.errors import DatasetFormatError, DatasetNotFoundError
+from gan_lab.utils.once import compute_once
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +111,21 @@ class IdxDataModule(ArrayDataModule):
         folders = [self.raw_dir, *self.search_dirs]
         found = find_split(folders, self.split)
         if found is None and self.download:
-            try:
-                log.info("%s not found locally; downloading into %s", self.title, self.raw_dir)
-                self.fetch()
-            except Exception as e:  # no network, proxy, disk: all end in the same advice
-                log.warning("download failed: %s", e)
+
+            def download() -> None:
+                try:
+                    log.info("%s not found locally; downloading into %s", self.title, self.raw_dir)
+                    self.fetch()
+                except Exception as e:  # no network, proxy, disk: all end in the same advice
+                    log.warning("download failed: %s", e)
+
+            # one process per data root downloads; the others (DDP ranks) wait for it
+            compute_once(
+                self.raw_dir.parent,
+                download,
+                f"the {self.title} download",
+                ready=lambda: find_split(folders, self.split) is not None,
+            )
             found = find_split(folders, self.split)
         if found is None:
             raise DatasetNotFoundError(self.how_to_get(folders))
