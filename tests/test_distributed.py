@@ -5,12 +5,21 @@ once per job, not once per rank."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import open_dict
 
 from gan_lab import resolvers
+from gan_lab.utils.once import compute_once
+
+from .conftest import REPO, TINY_METRICS, small_overrides
+from .datasets_on_disk import face_like
+from .test_cli import env_for
 
 SG = "model=stylegan"
 
@@ -117,3 +126,97 @@ def test_real_features_count_once_over_ranks(tmp_path) -> None:
     assert torch.equal(synced["kid_reals"], reals)  # the same set, in the same order
     assert int(synced["fid_n"]) == num_real
     assert torch.allclose(synced["fid_sum"], reals.double().sum(0))
+
+
+# ---------------------------------------------------------------------------- once per job
+def test_compute_once_produces_only_what_is_missing(tmp_path: Path) -> None:
+    cache = tmp_path / "stats" / "x.pt"
+    calls: list[int] = []
+
+    def produce() -> None:
+        calls.append(1)
+        cache.write_text("done")
+
+    assert compute_once(cache, produce, "x") is True
+    assert compute_once(cache, produce, "x") is False  # there already: not redone
+    assert calls == [1]
+
+    def failing() -> None:
+        raise RuntimeError("disk full")
+
+    other = tmp_path / "stats" / "y.pt"
+    with pytest.raises(RuntimeError, match="disk full"):
+        compute_once(other, failing, "y")
+    assert compute_once(other, lambda: other.write_text("ok"), "y") is True  # the lock was released
+
+
+def torchrun(tmp_path: Path, data_root: Path, *overrides: str, cache: Path) -> tuple[str, float]:
+    """``torchrun --standalone --nproc_per_node 2 train.py ...`` on CPU (both ranks start at once, as
+    under torchrun or SLURM); returns both ranks' output and the wall time."""
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(REPO / "train.py"),
+        *small_overrides(overrides),
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        *overrides,
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {**env_for(data_root, extra={"GAN_LAB_CACHE": str(cache)}), "OMP_NUM_THREADS": "1"}
+    start = time.monotonic()
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    return output, time.monotonic() - start
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_share_the_once_per_dataset_work(tmp_path: Path, fashion_root: Path) -> None:
+    """Two ranks started together build the domain classifier and the real statistics (train
+    split, and the test split for the floor) once between them; the other rank waits and loads."""
+    cache = tmp_path / "cache"
+    output, seconds = torchrun(
+        tmp_path,
+        fashion_root,
+        "trainer.max_steps=2",
+        "metrics=default",
+        *TINY_METRICS,
+        "callbacks.samples.every_n_iters=2",
+        cache=cache,
+    )
+    print(f"torchrun, 2 CPU ranks, fresh cache: {seconds:.1f} s")
+    assert output.count("training the fashion_mnist domain classifier") == 1, output[-4000:]
+    assert output.count("real domain features of 64 fashion_mnist/train images") == 1, output[-4000:]
+    assert output.count("real domain features of 64 fashion_mnist/test images") == 1, output[-4000:]
+
+
+NUM_IMAGES = 300
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_decode_an_image_folder_once(tmp_path: Path) -> None:
+    """Two ranks started together decode a folder of images into the cache once between them
+    (enough images that, without the lock, both ranks would be decoding at the same time)."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(NUM_IMAGES):
+        face_like(i, (128, 128)).save(images / f"{i:03d}.png")
+    output, seconds = torchrun(
+        tmp_path,
+        tmp_path,
+        "data=image_folder",
+        f"data.root={images}",
+        "data.resolution=32",
+        "data.batch_size=4",
+        "trainer.max_steps=1",
+        cache=tmp_path / "cache",
+    )
+    print(f"torchrun image folder, 2 CPU ranks, fresh cache: {seconds:.1f} s")
+    assert output.count(f"image_folder/train: decoding {NUM_IMAGES} files") == 1, output[-4000:]
