@@ -4,6 +4,7 @@ once per job, not once per rank."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -197,17 +198,18 @@ def test_torchrun_ranks_share_the_once_per_dataset_work(tmp_path: Path, fashion_
     assert output.count("real domain features of 64 fashion_mnist/test images") == 1, output[-4000:]
 
 
-NUM_IMAGES = 300
+NUM_IMAGES = 200
 
 
 @pytest.mark.slow
 def test_torchrun_ranks_decode_an_image_folder_once(tmp_path: Path) -> None:
     """Two ranks started together decode a folder of images into the cache once between them
-    (enough images that, without the lock, both ranks would be decoding at the same time)."""
+    (1024 px images, ~5 s of decoding: without the lock both ranks would be decoding at once)."""
     images = tmp_path / "images"
     images.mkdir()
-    for i in range(NUM_IMAGES):
-        face_like(i, (128, 128)).save(images / f"{i:03d}.png")
+    face_like(0, (1024, 1024)).save(images / "000.png")
+    for i in range(1, NUM_IMAGES):
+        shutil.copyfile(images / "000.png", images / f"{i:03d}.png")
     output, seconds = torchrun(
         tmp_path,
         tmp_path,
