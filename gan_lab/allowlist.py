@@ -10,8 +10,8 @@ could write files on the machine that loads it.
 Rules for anything that comes from a checkpoint, checked before anything is built:
 
 * every ``_target_``, at any depth (``_args_`` and lists included), after interpolations are
-  resolved, is one of ``ALLOWED_TARGETS``: the classes the lab's ``conf/`` names (a test keeps
-  the two in step);
+  resolved, is one of ``ALLOWED_TARGETS``: the classes that have a typed schema in
+  ``gan_lab.config.schema`` (one list for both; a test checks that ``conf/`` names no other);
 * a stored override may not call a resolver (``${oc.env:...}``, ``${ensure_dir:...}``):
   resolvers read the environment or write folders, and a genuine override has no need of them
   on a resume (the resolved config is stored too);
@@ -33,39 +33,18 @@ from omegaconf.errors import OmegaConfBaseException
 
 from gan_lab.errors import CheckpointError
 
-ALLOWED_TARGETS = frozenset(
-    {
-        # model
-        "gan_lab.modules.DCGAN",
-        "gan_lab.modules.StyleGAN",
-        # data
-        "gan_lab.data.CIFAR10DataModule",
-        "gan_lab.data.CelebADataModule",
-        "gan_lab.data.FashionMNISTDataModule",
-        "gan_lab.data.ImageFolderDataModule",
-        "gan_lab.data.MNISTDataModule",
-        # loss, augment
-        "gan_lab.losses.HingeLoss",
-        "gan_lab.losses.LSGANLoss",
-        "gan_lab.losses.NonSaturatingLoss",
-        "gan_lab.losses.WGANGPLoss",
-        "gan_lab.augment.AdaptiveAugment",
-        "gan_lab.augment.DiffAugment",
-        # callbacks, metrics
-        "gan_lab.callbacks.DivergenceGuard",
-        "gan_lab.callbacks.GANProgressBar",
-        "gan_lab.callbacks.IterationCheckpoint",
-        "gan_lab.callbacks.IterationLog",
-        "gan_lab.callbacks.QualityCallback",
-        "gan_lab.callbacks.ReplicaCheck",
-        "gan_lab.callbacks.SampleGrid",
-        "pytorch_lightning.callbacks.RichModelSummary",
-        # trainer, loggers
-        "pytorch_lightning.Trainer",
-        "pytorch_lightning.loggers.CSVLogger",
-        "pytorch_lightning.loggers.WandbLogger",
-    }
-)
+
+def _schema_targets() -> frozenset[str]:
+    """The ``_target_`` of every typed schema (``gan_lab.config.schema``): the classes the lab's
+    configs may name, each reviewed where its schema is written."""
+    from gan_lab.config.schema import ENTRIES, GROUPS, target_of
+
+    return frozenset(
+        target_of(schema) for table in (*GROUPS.values(), *ENTRIES.values()) for schema in table.values()
+    )
+
+
+ALLOWED_TARGETS = _schema_targets()
 
 # ${name:...} calls a resolver; ${a.b} (no colon before the closing brace) is a plain reference
 _RESOLVER_CALL = re.compile(r"\$\{\s*[\w.]+\s*:")
@@ -135,7 +114,10 @@ def conf_targets(conf_dir: str | Path) -> set[str]:
     for path in Path(conf_dir).rglob("*.yaml"):
         if "hydra" in path.relative_to(conf_dir).parts[:1]:
             continue
-        for key, value in _walk(OmegaConf.to_container(OmegaConf.load(path)), ""):
+        node = OmegaConf.to_container(OmegaConf.load(path))
+        if isinstance(node, dict):
+            node.pop("hydra", None)  # Hydra's own settings are never stored in a checkpoint
+        for key, value in _walk(node, ""):
             if key.rsplit(".", 1)[-1] == TARGET_KEY:
                 targets.add(value)
     return targets
