@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,28 @@ def run_train(
         text=True,
         timeout=300,
     )
+
+
+def start_train(cwd: Path, data_root: Path, *overrides: str, capture: bool = False) -> subprocess.Popen:
+    """A training run in the background (a long budget: the test stops it)."""
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        train_cmd("trainer.max_steps=100000", *overrides),
+        cwd=cwd,
+        env=env_for(data_root),
+        stdout=out,
+        stderr=subprocess.STDOUT if capture else subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def wait_until(done: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if done():
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def test_run_folder_layout(tmp_path: Path, fashion_root: Path) -> None:
@@ -104,25 +127,15 @@ def test_missing_dataset_is_one_line_with_both_ways(tmp_path: Path) -> None:
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path, fashion_root: Path) -> None:
     run_dir = tmp_path / "killed"
     last = run_dir / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen(
-        train_cmd(
-            "trainer.max_steps=100000",
-            "callbacks.checkpoint.every_n_train_steps=4",
-            "callbacks.samples.every_n_iters=1000",
-            f"hydra.run.dir={run_dir}",
-        ),
-        cwd=tmp_path,
-        env=env_for(fashion_root),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    proc = start_train(
+        tmp_path,
+        fashion_root,
+        "callbacks.checkpoint.every_n_train_steps=4",
+        "callbacks.samples.every_n_iters=1000",
+        f"hydra.run.dir={run_dir}",
     )
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            if last.is_file() and len(list(last.parent.glob("iter_*.ckpt"))) >= 3:
-                break
-            time.sleep(0.2)
-        else:
+        if not wait_until(lambda: last.is_file() and len(list(last.parent.glob("iter_*.ckpt"))) >= 3, 240):
             pytest.fail("the run wrote no checkpoints")
     finally:
         proc.send_signal(signal.SIGKILL)

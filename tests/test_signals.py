@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import gan_lab.train
 from gan_lab.train import run
 
 from .signal_at import SendSignalAt
-from .test_cli import env_for, train_cmd
+from .test_cli import start_train, wait_until
 from .test_training import assert_same_training_state, state
 
 COMMON = ("callbacks.checkpoint.every_n_train_steps=4", "model.ema_kimg=0.1")
@@ -92,24 +90,17 @@ def test_requeued_slurm_job_resumes_from_its_folder(
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_kill_from_outside_saves_and_exits_non_zero(signum: int, tmp_path: Path, fashion_root: Path) -> None:
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        train_cmd(
-            "trainer.max_steps=100000",
-            "callbacks.checkpoint.every_n_train_steps=1000",
-            "callbacks.iteration_log.every_n_iters=2",
-            f"hydra.run.dir={run_dir}",
-        ),
-        cwd=tmp_path,
-        env=env_for(fashion_root),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc = start_train(
+        tmp_path,
+        fashion_root,
+        "callbacks.checkpoint.every_n_train_steps=1000",
+        "callbacks.iteration_log.every_n_iters=2",
+        f"hydra.run.dir={run_dir}",
+        capture=True,
     )
     log = run_dir / "train.log"
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (log.is_file() and "iter 4/" in log.read_text()):
-            time.sleep(0.2)
+        wait_until(lambda: log.is_file() and "iter 4/" in log.read_text(), 120)
         proc.send_signal(signum)
         output, _ = proc.communicate(timeout=120)
     finally:
