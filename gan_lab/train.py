@@ -94,7 +94,6 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, li
                 resumed.logger.wandb.id = wandb_id
             resumed.logger.wandb.resume = "allow"
     check_module(meta, get_class(resumed.model._target_), cfg.ckpt_path)
-    check_not_finished(checkpoint, resumed, cfg.ckpt_path)
     return resumed, merged
 
 
@@ -168,7 +167,9 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     model = build_module(cfg)
     datamodule.batches_per_iteration = model.loss.n_critic  # one real batch per D step
     if cfg.get("ckpt_path"):
-        check_state_matches(model, load_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
+        checkpoint = load_checkpoint(cfg.ckpt_path)
+        check_state_matches(model, checkpoint, cfg.ckpt_path)
+        check_not_finished(checkpoint, cfg, cfg.ckpt_path)
     quality = build_quality(cfg, datamodule)
     stopper = StopOnSignal()
     # metrics first: a checkpoint written at the same iteration then holds the new scores
