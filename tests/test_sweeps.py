@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import sqlite3
@@ -182,6 +183,46 @@ def test_sweep_summary_names_diverged_and_refused_jobs(tmp_path: Path) -> None:
     ]
     assert rows[0]["error"] == "" and float(rows[0]["objective"]) == 12.5
     assert rows[1]["error"] == "reason of job 1" and math.isinf(float(rows[1]["objective"]))
+
+
+def test_sweep_summary_orders_jobs_by_outcome_and_shows_reasons_in_markdown(tmp_path: Path) -> None:
+    """Completed jobs by objective, then completed without one (metrics=none), then diverged,
+    refused and failed jobs; summary.md shows every reason, on one table row."""
+    jobs = [  # (job, status, objective, error), as each job's job_result.json records it
+        (0, "refused", math.inf, "data.root=/nowhere does not exist"),
+        (1, "completed", 3.0, None),
+        (2, "completed", None, None),
+        (3, "failed", None, "RuntimeError: out of memory\nat line 2 | of the trace"),
+        (4, "diverged", math.inf, "training diverged (loss/d=nan at iteration 4)"),
+        (5, "completed", 1.5, None),
+        (6, "completed", None, None),
+    ]
+    for num, status, objective, error in jobs:
+        folder = tmp_path / str(num)
+        folder.mkdir()
+        entry = {
+            "job": num,
+            "overrides": [f"seed={num}"],
+            "status": status,
+            "objective": objective,
+            "error": error,
+            "folder": str(folder),
+        }
+        (folder / "job_result.json").write_text(json.dumps(entry))
+    SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    expected = ["5", "1", "2", "6", "4", "0", "3"]
+    with open(tmp_path / "summary.csv") as f:
+        assert [r["job"] for r in csv.DictReader(f)] == expected
+    table = (tmp_path / "summary.md").read_text().splitlines()
+    assert table[0] == "| job | status | objective | overrides | reason |"
+    rows = {line.split(" | ")[0].strip("| "): line for line in table[2:]}
+    assert list(rows) == expected and len(table) == 2 + len(jobs)
+    assert rows["5"] == "| 5 | completed | 1.5000 | seed=5 |  |"
+    assert rows["2"] == "| 2 | completed |  | seed=2 |  |"
+    assert rows["4"] == "| 4 | diverged | inf | seed=4 | training diverged (loss/d=nan at iteration 4) |"
+    assert rows["0"].endswith("| refused | inf | seed=0 | data.root=/nowhere does not exist |")
+    # a multi-line error stays on its row, and its "|" does not open a new column
+    assert rows["3"] == r"| 3 | failed |  | seed=3 | RuntimeError: out of memory at line 2 \| of the trace |"
 
 
 def test_wandb_sweep_parameters_are_valid_overrides(compose_cfg) -> None:

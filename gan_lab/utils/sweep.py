@@ -2,9 +2,16 @@
 
 Each job leaves ``job_result.json`` in its folder (its overrides, status, objective and error);
 when the sweep ends, ``summary.csv`` and ``summary.md`` at the multirun root list them all,
-sorted by objective (the best monitored metric; ``inf`` for a diverged or refused job, whose
-status and reason come from ``diverged.txt`` / ``error.txt`` in its folder). Files
-rather than memory, so it also works when jobs run elsewhere (submitit, SLURM).
+with each job's status, objective (the best monitored metric ``train.py`` returns; ``inf`` for a
+diverged or refused job, whose status and reason come from ``diverged.txt`` / ``error.txt`` in
+its folder) and reason (the error of a refused, diverged or failed job). Files rather than
+memory, so it also works when jobs run elsewhere (submitit, SLURM).
+
+The order, best first (ties by job number):
+
+1. completed jobs with an objective, ascending;
+2. completed jobs without one (``metrics=none``: nothing to rank by);
+3. diverged jobs, then refused jobs, then failed (crashed) jobs.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ log = logging.getLogger(__name__)
 RESULT_FILE = "job_result.json"
 ERROR_FILE = "error.txt"  # a refused job's one-line reason (bad value, missing data)
 DIVERGED_FILE = "diverged.txt"  # a job whose losses stopped being finite: which loss, when
+STATUS_ORDER = ("completed", "diverged", "refused", "failed")  # the summary's order of outcomes
 
 
 def _objective(value: Any) -> float | None:
@@ -33,6 +41,21 @@ def _objective(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def sort_key(row: dict[str, Any]) -> tuple[int, int, float, int]:
+    """Where a job goes in the summary (see the module docstring): outcome, then, for completed
+    jobs, whether they have an objective and its value, then the job number."""
+    status = STATUS_ORDER.index(row["status"]) if row["status"] in STATUS_ORDER else len(STATUS_ORDER)
+    objective = _objective(row.get("objective"))
+    missing = objective is None or math.isnan(objective)
+    job = row["job"] if isinstance(row.get("job"), int) else -1
+    return status, int(missing), 0.0 if missing else objective, job
+
+
+def _cell(text: Any) -> str:
+    """``text`` as one Markdown table cell: on one line, its ``|`` escaped."""
+    return " ".join(("" if text is None else str(text)).split()).replace("|", "\\|")
 
 
 class SweepSummary(Callback):
@@ -65,13 +88,7 @@ class SweepSummary(Callback):
         rows = [json.loads(p.read_text()) for p in root.glob(f"*/{RESULT_FILE}")]
         if not rows:
             return
-        rows.sort(
-            key=lambda r: (
-                r["objective"] is None or math.isnan(r["objective"]),
-                r["objective"] or 0,
-                r["job"],
-            )
-        )
+        rows.sort(key=sort_key)
         with open(root / "summary.csv", "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["job", "status", "objective", "overrides", "error", "folder"])
@@ -86,9 +103,10 @@ class SweepSummary(Callback):
                         r["folder"],
                     ]
                 )
-        lines = ["| job | status | objective | overrides |", "| ---: | --- | ---: | --- |"]
+        lines = ["| job | status | objective | overrides | reason |", "| ---: | --- | ---: | --- | --- |"]
         for r in rows:
             value = "" if r["objective"] is None else f"{r['objective']:.4f}"
-            lines.append(f"| {r['job']} | {r['status']} | {value} | {' '.join(r['overrides'])} |")
+            cells = [r["job"], r["status"], value, " ".join(r["overrides"]), r["error"]]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         (root / "summary.md").write_text("\n".join(lines) + "\n")
         log.info("sweep summary (%s):\n%s", root / "summary.csv", "\n".join(lines))
