@@ -36,6 +36,7 @@ OPTION_OVERRIDES: dict[str, list[str]] = {
     "callbacks/default": [],
     "logger/wandb": ["logger=wandb"],
     "logger/csv": ["logger=csv"],
+    "logger/tensorboard": ["logger=tensorboard"],
     "top": [],
 }
 _COMPOSED: dict[tuple[str, ...], DictConfig] = {}

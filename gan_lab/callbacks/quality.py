@@ -8,7 +8,8 @@ of ``num_real`` real images (``gan_lab/metrics/quality.py``). Each score is
   ``domain`` or ``inception``), with the floor as ``val/fid_<features>_floor``;
 * appended with its protocol (feature extractor and weights hash, num_real, num_fake, split,
   resolution, resize mode, iteration, kimg) to ``metrics/scores.jsonl`` in the run folder;
-* drawn in ``metrics/<metric>.png`` against kimg (also sent to W&B).
+* drawn in ``metrics/<metric>.png`` against kimg (also sent, as ``metrics/<metric>``, to every
+  logger that takes images: W&B, TensorBoard).
 
 The checkpoint with the best score of ``monitor`` is kept as ``checkpoints/best.ckpt``; the best
 value, its iteration and the history are part of this callback's checkpoint state, so a resumed
@@ -22,12 +23,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
+from PIL import Image
 
 from gan_lab.callbacks.signals import stopped_by_signal
 from gan_lab.config import check_arguments
 from gan_lab.config.schema import MONITORS as MONITORS
 from gan_lab.config.schema import QualityConfig
+from gan_lab.loggers import log_image
 from gan_lab.metrics.evaluator import Evaluator
 from gan_lab.utils.plot import line_plot
 
@@ -109,9 +113,9 @@ class QualityCallback(pl.Callback):
             values[f"val/fid_{features}_floor"] = floor
         for logger in trainer.loggers:
             logger.log_metrics(values, step=record["iteration"])
-            log_image = getattr(logger, "log_image", None)
-            if callable(log_image):
-                log_image(key=f"metrics/{name}", images=[str(plot)], step=record["iteration"])
+        with Image.open(plot) as picture:
+            drawn = np.asarray(picture.convert("RGB"))
+        log_image(trainer, f"metrics/{name}", drawn, step=record["iteration"])
         floor_text = f" (floor {floor:.4f})" if floor is not None else ""
         log.info(
             "iter %d  kimg %.1f  FID %.4f  KID %.5f%s  [%s, %d fakes, %.1f s]",

@@ -3,8 +3,8 @@
 The module's ``sample_z`` buffer is drawn once from the run's seed and saved in checkpoints: a
 resumed run keeps drawing the same faces/garments. Grids come from the EMA generator in eval
 mode and are written as ``samples/iter_0001000.png`` (the iteration count, zero-padded), at
-iteration 0, every ``every_n_iters`` iterations and when training ends. Loggers that take images
-(W&B) get each grid too.
+iteration 0, every ``every_n_iters`` iterations and when training ends. Every logger that takes
+images (W&B, TensorBoard) gets each grid too, as ``samples``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from torchvision.utils import make_grid, save_image
 from gan_lab.config import check_arguments
 from gan_lab.config.schema import SampleGridConfig
 from gan_lab.data.transforms import to_uint8
+from gan_lab.loggers import log_image
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,8 @@ class SampleGrid(pl.Callback):
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid.float() / 255.0, path)
         self._last_saved = iteration
-        for logger in trainer.loggers:
-            log_image = getattr(logger, "log_image", None)
-            if callable(log_image):
-                picture = grid.permute(1, 2, 0).numpy()  # HWC uint8, what image loggers expect
-                log_image(key="samples", images=[picture], step=iteration, caption=[f"iter {iteration}"])
+        picture = grid.permute(1, 2, 0).numpy()  # HWC uint8, what image loggers expect
+        log_image(trainer, "samples", picture, step=iteration, caption=f"iter {iteration}")
         return path
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -443,6 +443,22 @@ class CSVConfig(Schema):
     version: str | None = setting(None)
 
 
+@dataclass
+class TensorBoardConfig(Schema):
+    """``conf/logger/tensorboard.yaml``: event files in ``<save_dir>/<name>/<version>``."""
+
+    OPEN: ClassVar[bool] = True
+
+    _target_: str = target("pytorch_lightning.loggers.TensorBoardLogger")
+    save_dir: str = setting()
+    name: str | None = setting("lightning_logs")
+    version: str | None = setting(None)
+    default_hp_metric: bool = setting(True)
+    log_graph: bool = setting(False)
+    prefix: str = setting("")
+    sub_dir: str | None = setting(None)
+
+
 # ---------------------------------------------------------------------------- generate, evaluate
 @dataclass
 class GenerateConfig(Schema):
@@ -511,7 +527,7 @@ ENTRIES: dict[str, dict[str, type[Schema]]] = {
         "replica_check": ReplicaCheckConfig,
         "model_summary": RichModelSummaryConfig,
     },
-    "logger": {"wandb": WandbConfig, "csv": CSVConfig},
+    "logger": {"wandb": WandbConfig, "csv": CSVConfig, "tensorboard": TensorBoardConfig},
 }
 OPTIONAL_GROUPS = ("augment", "metrics", "logger", "callbacks")  # `none` options set them to null
 
