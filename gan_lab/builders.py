@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -24,7 +25,20 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
 
 
 def build_loggers(cfg: DictConfig) -> list[pl.loggers.Logger]:
-    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    """The loggers of ``cfg.logger``; W&B's with the lab's wiring (``gan_lab/loggers/wandb.py``)."""
+    from gan_lab.loggers.wandb import build_logger
+
+    return [build_logger(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+
+
+def parameter_counts(module: pl.LightningModule) -> dict[str, int]:
+    """``model/params/<net>``: the number of parameters of G, D and G_ema (those the module has)."""
+    nets = {name: getattr(module, name, None) for name in ("G", "D", "G_ema")}
+    return {
+        f"model/params/{name}": sum(p.numel() for p in net.parameters())
+        for name, net in nets.items()
+        if isinstance(net, torch.nn.Module)
+    }
 
 
 def build_quality(cfg: DictConfig, datamodule: Any) -> QualityCallback | None:

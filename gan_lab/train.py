@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from gan_lab.allowlist import check_stored_config, check_targets
-from gan_lab.builders import build_callbacks, build_loggers, build_module, build_quality
+from gan_lab.builders import build_callbacks, build_loggers, build_module, build_quality, parameter_counts
 from gan_lab.callbacks.signals import StopOnSignal, signal_name
 from gan_lab.checkpoints import (
     RunMetadata,
@@ -41,6 +41,7 @@ from gan_lab.checkpoints import (
 from gan_lab.config import validate
 from gan_lab.config.guards import one_line_build_errors
 from gan_lab.errors import CheckpointError, ConfigError, GanLabError
+from gan_lab.loggers.wandb import finish_runs, identify_run, resume_identity
 from gan_lab.resolvers import register as register_resolvers
 from gan_lab.utils.checkpoint_io import AtomicCheckpointIO, remove_stale_temporaries
 from gan_lab.utils.sweep import DIVERGED_FILE, ERROR_FILE
@@ -89,10 +90,7 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, li
     with open_dict(resumed):
         if "run_name" not in explicit and isinstance(stored.get("run_name"), str):
             resumed.run_name = stored["run_name"]
-        if wandb_id and OmegaConf.select(resumed, "logger.wandb") is not None:
-            if "logger.wandb.id" not in explicit:
-                resumed.logger.wandb.id = wandb_id
-            resumed.logger.wandb.resume = "allow"
+    resume_identity(resumed, stored, wandb_id, int(checkpoint.get("global_step", 0)), explicit)
     check_module(meta, get_class(resumed.model._target_), cfg.ckpt_path)
     return resumed, merged
 
@@ -119,6 +117,7 @@ def prepare_config(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
     if cfg.get("ckpt_path"):
         cfg, overrides = resume_config(cfg, overrides)
     validate(cfg)
+    identify_run(cfg)  # a multirun job's W&B name and group
     return cfg, overrides
 
 
@@ -180,10 +179,36 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         stopper,
     ]
     loggers = build_loggers(cfg)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
-    )
-    config = OmegaConf.to_container(cfg, resolve=True)
+    trainer: pl.Trainer | None = None
+    exit_code = 1  # a crash, unless the job ends otherwise
+    try:
+        trainer = instantiate(
+            cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        )
+        results = fit(cfg, trainer, model, datamodule, quality, stopper)
+        exit_code = 0
+        return results
+    except SystemExit as e:  # stopped by a signal: 128 + signal
+        exit_code = e.code if isinstance(e.code, int) else 1
+        raise
+    except GanLabError:
+        exit_code = 2
+        raise
+    finally:  # one W&B run per job: finished whatever the end (lightning-hydra-template does too)
+        finish_runs(loggers, trainer, exit_code)
+
+
+def fit(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    model: Any,
+    datamodule: Any,
+    quality: Any,
+    stopper: StopOnSignal,
+) -> dict[str, float]:
+    """Log the config, fit, and report how the run ended (``train``'s body, inside its W&B run)."""
+    # the resolved Hydra config is the run's config (the module does not log its hparams again)
+    config = {**OmegaConf.to_container(cfg, resolve=True), **parameter_counts(model)}
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
     if cfg.get("ckpt_path"):

@@ -5,7 +5,8 @@ Every ``every_n_iters`` iterations and when training ends, ``num_fake`` images f
 of ``num_real`` real images (``gan_lab/metrics/quality.py``). Each score is
 
 * logged as ``val/fid_<features>`` and ``val/kid_<features>`` (the feature extractor in the name:
-  ``domain`` or ``inception``), with the floor as ``val/fid_<features>_floor``;
+  ``domain`` or ``inception``), with the floor as ``val/fid_<features>_floor``, KID's standard
+  deviation over its subsets as ``val/kid_<features>_std`` and ``progress/kimg`` in the same row;
 * appended with its protocol (feature extractor and weights hash, num_real, num_fake, split,
   resolution, resize mode, iteration, kimg) to ``metrics/scores.jsonl`` in the run folder;
 * drawn in ``metrics/<metric>.png`` against kimg (also sent, as ``metrics/<metric>``, to every
@@ -108,6 +109,8 @@ class QualityCallback(pl.Callback):
         values = {
             f"val/fid_{features}": record[f"fid_{features}"],
             f"val/kid_{features}": record[f"kid_{features}"],
+            f"val/kid_{features}_std": record[f"kid_{features}_std"],
+            "progress/kimg": record["kimg"],  # scores charted against kimg, the iteration is the step
         }
         if floor is not None:
             values[f"val/fid_{features}_floor"] = floor

@@ -65,4 +65,4 @@ class DCGAN(GANModule):
             channels_last=channels_last,
             compile=compile,
         )
-        self.save_hyperparameters(ignore=["loss", "augment"])
+        self.save_hyperparameters(ignore=["loss", "augment"], logger=False)  # the run logs its Hydra config

@@ -98,7 +98,7 @@ class StyleGAN(GANModule):
             channels_last=channels_last,
             compile=compile,
         )
-        self.save_hyperparameters(ignore=["loss", "augment"])
+        self.save_hyperparameters(ignore=["loss", "augment"], logger=False)  # the run logs its Hydra config
         self.style_mixing_prob = float(style_mixing_prob)
         self.pl_weight, self.pl_interval = float(pl_weight), int(pl_interval)
         self.pl_decay, self.pl_batch_shrink = float(pl_decay), int(pl_batch_shrink)
