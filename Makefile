@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install data train test lint format clean bench bench-data domain-classifier
+.PHONY: install data train test lint format clean bench bench-data bench-metrics domain-classifier
 
 # The torch pins match the wheels on the development machines' disk (no multi-GB download).
 $(STAMP): pyproject.toml
@@ -42,6 +42,10 @@ bench: install
 # data throughput (images/s) of the lab's in-memory and streaming paths vs torchvision ImageFolder
 bench-data: install
 	$(PY) benchmarks/data_throughput.py $(ARGS)
+
+# one FID/KID evaluation: one extractor pass shared by FID and KID vs one pass each
+bench-metrics: install
+	$(PY) benchmarks/metrics_eval.py $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

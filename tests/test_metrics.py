@@ -64,6 +64,40 @@ def test_quality_metrics_scores_generated_batches() -> None:
     assert again == other  # real statistics kept across evaluations, KID subsets seeded
 
 
+def test_fid_and_kid_share_one_pass_of_the_extractor_per_fake_batch() -> None:
+    """Each fake batch goes through the feature extractor once (for FID and KID together); the
+    scores are those of torchmetrics' FID and KID fed the images themselves, as before."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    extractor = random_domain_features()
+    torch.manual_seed(3)
+    reals = torch.rand(120, 1, 32, 32) * 2 - 1
+    fakes = (torch.rand(150, 1, 32, 32) * 2 - 1) * 0.7 + 0.2
+    metrics = QualityMetrics(extractor, extractor(reals), kid_subsets=7, kid_subset_size=40, num_fake=150)
+    with mock.patch.object(extractor, "extract", wraps=extractor.extract) as extract:
+        metrics.to("cpu")  # the real features are fed as they are: no pass
+        assert extract.call_count == 0
+        scores = metrics.evaluate(lambda i, n: fakes[i * 40 : i * 40 + n], num_fake=150, batch_size=40)
+        assert [c.args[0].shape[0] for c in extract.call_args_list] == [40, 40, 40, 30]
+        extract.reset_mock()
+        frechet_distance(extractor, extractor(reals), extractor(fakes))  # the floor: features in
+        assert extract.call_count == 2
+    # the reference: torchmetrics' metrics running the extractor on the images themselves
+    fid = FrechetInceptionDistance(feature=extractor, reset_real_features=False)
+    kid = KernelInceptionDistance(feature=extractor, subsets=7, subset_size=40, reset_real_features=False)
+    for metric in (fid, kid):
+        metric.update(reals, real=True)
+        for batch in fakes.split(40):
+            metric.update(batch, real=False)
+    torch.manual_seed(0)  # QualityMetrics' seed of KID's subset draws
+    kid_mean, kid_std = kid.compute()
+    assert scores == {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
+    assert scores["fid"] > 0.01 and scores["kid"] > 0
+    with pytest.raises(ValueError, match=r"features of shape \(N, 128\), not images"):
+        metrics.fid.update(fakes, real=False)  # the metrics themselves never run the extractor
+
+
 def write_random_inception_weights(path: Path) -> Path:
     """A weights file of the FID Inception's architecture with random values."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe

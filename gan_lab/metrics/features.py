@@ -13,8 +13,8 @@
   trained on the dataset itself (``gan_lab/metrics/domain.py``), for MNIST and Fashion-MNIST:
   images are reduced to gray and resized to the dataset's 32x32 frame.
 
-A 2-D input (already features) passes through unchanged: cached real features are fed to the
-torchmetrics objects that way.
+A 2-D input (already features) passes through unchanged. FID and KID never run an extractor
+themselves: ``gan_lab/metrics/quality.py`` runs it once per batch and feeds both the features.
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@
 Real features are computed once per (dataset, split, resolution, channels, feature extractor and
 its weights, number of images) and cached as a tensor file; ``num_real`` images are a seeded
 random subset of the split (all of it when smaller). Fakes are generated and featurized batch
-by batch, never all in memory. The floor is the same metric between the test and train splits
-of the dataset: the score a perfect model of the training data would get against test-split
-samples of the same size.
+by batch, never all in memory, and each batch goes through the extractor once: FID and KID are
+built over ``PrecomputedFeatures`` (an identity "feature" module) and both are fed the same
+features, as the cached real features and the floor's features are. The floor is the same
+metric between the test and train splits of the dataset: the score a perfect model of the
+training data would get against test-split samples of the same size.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -116,10 +118,34 @@ def process_rank(rank: int | None = None, world_size: int | None = None) -> tupl
     return rank, world_size
 
 
+class PrecomputedFeatures(nn.Module):
+    """The ``feature`` module of torchmetrics' FID and KID when they are fed features, not images:
+    ``(N, num_features)`` in, the same values in float32 out (what the extractor returns).
+
+    torchmetrics calls its ``feature`` module on whatever ``update`` gets; with this one the
+    extractor runs outside, once per batch, and FID and KID share its output. ``num_features``
+    spares FID its probe call on a dummy image at construction."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__()
+        self.num_features = int(num_features)
+
+    def forward(self, features: Tensor) -> Tensor:
+        if features.ndim != 2 or features.shape[1] != self.num_features:
+            raise ValueError(
+                f"the FID/KID metrics take features of shape (N, {self.num_features}), not images "
+                f"(got {tuple(features.shape)}): run the feature extractor first"
+            )
+        return features.float()
+
+
 def frechet_distance(extractor: FeatureExtractor, a: Tensor, b: Tensor) -> float:
-    """FID between two sets of features (used for the floor), in this process alone: no sync over
-    ranks (each holds both sets whole, and one rank computes it while the others wait)."""
-    fid = FrechetInceptionDistance(feature=extractor, reset_real_features=True, sync_on_compute=False)
+    """FID between two sets of ``extractor``'s features (used for the floor), in this process
+    alone: no sync over ranks (each holds both sets whole, and one rank computes it while the
+    others wait)."""
+    fid = FrechetInceptionDistance(
+        feature=PrecomputedFeatures(extractor.num_features), reset_real_features=True, sync_on_compute=False
+    )
     fid = fid.to(a.device)
     fid.update(a, real=True)
     fid.update(b, real=False)
@@ -127,7 +153,8 @@ def frechet_distance(extractor: FeatureExtractor, a: Tensor, b: Tensor) -> float
 
 
 class QualityMetrics:
-    """FID and KID of generated images against fixed real features, with one shared extractor."""
+    """FID and KID of generated images against fixed real features, with one shared extractor
+    that runs once per batch of fakes (both metrics take its features)."""
 
     def __init__(
         self,
@@ -140,9 +167,10 @@ class QualityMetrics:
         self.extractor = extractor
         self.num_real = int(reals.shape[0])
         subset = max(2, min(kid_subset_size, self.num_real, num_fake))
-        self.fid = FrechetInceptionDistance(feature=extractor, reset_real_features=False)
+        features = PrecomputedFeatures(extractor.num_features)
+        self.fid = FrechetInceptionDistance(feature=features, reset_real_features=False)
         self.kid = KernelInceptionDistance(
-            feature=extractor, subsets=kid_subsets, subset_size=subset, reset_real_features=False
+            feature=features, subsets=kid_subsets, subset_size=subset, reset_real_features=False
         )
         self.kid_subset_size = subset
         self._reals = reals
@@ -158,6 +186,7 @@ class QualityMetrics:
         (``rank`` and ``world_size`` default to those of ``torch.distributed``'s default group,
         or 0 and 1 without one), so that the synced state is exactly a single process's: every
         real feature once, in the original order."""
+        self.extractor.to(device)
         self.fid = self.fid.to(device)
         self.kid = self.kid.to(device)
         if self._reals is not None:  # fed once, on the final device
@@ -176,9 +205,9 @@ class QualityMetrics:
         done, index = 0, 0
         while done < num_fake:
             n = min(batch_size, num_fake - done)
-            images = sample(index, n).float()
-            self.fid.update(images, real=False)
-            self.kid.update(images, real=False)
+            features = self.extractor(sample(index, n).float())  # one pass, for both metrics
+            self.fid.update(features, real=False)
+            self.kid.update(features, real=False)
             done, index = done + n, index + 1
         fid = float(self.fid.compute())
         with torch.random.fork_rng(devices=[]):
