@@ -7,7 +7,8 @@ Every checkpoint gets a ``"gan_lab"`` entry (written by the ``RunMetadata`` call
   another model with a clear message;
 * ``overrides``: the Hydra overrides that composed the run (without ``ckpt_path``);
 * ``config``: the resolved config, so tools can rebuild the model without the run folder;
-* ``wandb_id``: the W&B run id, so a resumed run continues the same W&B run.
+* ``wandb_id``: the W&B run id, so a resumed online run continues the same W&B run (offline, a
+  new run in the same group: ``gan_lab/loggers/wandb.py``).
 
 Everything in a checkpoint is plain data and tensors, so ``torch.load(weights_only=True)`` reads
 it: loading a checkpoint never runs code from it. What is rebuilt from its stored config and

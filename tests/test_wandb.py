@@ -160,14 +160,15 @@ def test_a_refused_job_finishes_its_run(
 
 
 def test_job_overrides_are_the_swept_keys(tmp_path: Path) -> None:
-    (tmp_path / "multirun.yaml").write_text(  # as Hydra writes it at the root of a multirun
-        "hydra:\n  overrides:\n    task:\n    - loss=hinge,lsgan\n    - trainer.max_steps=2\n"
-        "    - model.lr_d=1e-4,2e-4\n"
-        "  sweeper:\n    params:\n      model.lr_g: tag(log, interval(1e-5, 1e-2))\n"
-    )
     task = ["loss=hinge", "trainer.max_steps=2", "model.lr_d=1e-4", "model.lr_g=0.0003"]
-    assert job_overrides(task, tmp_path) == ["loss=hinge", "model.lr_d=1e-4", "model.lr_g=0.0003"]
-    assert job_overrides(task, tmp_path / "elsewhere") == task  # no multirun.yaml: all of them
+    assert job_overrides(task, tmp_path) == task  # nothing known about the sweep: all of them
+    # Optuna: the parameters of its search space (it writes no multirun.yaml)
+    assert job_overrides(task, tmp_path, ["model.lr_g", "loss"]) == ["loss=hinge", "model.lr_g=0.0003"]
+    (tmp_path / "multirun.yaml").write_text(  # as Hydra's basic sweeper writes it
+        "hydra:\n  overrides:\n    task:\n    - loss=hinge,lsgan\n    - trainer.max_steps=2\n"
+        "    - model.lr_d=1e-4,2e-4\n    - model.lr_g=0.0003\n"
+    )
+    assert job_overrides(task, tmp_path) == ["loss=hinge", "model.lr_d=1e-4"]
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +173,8 @@ def identify_run(cfg: DictConfig) -> None:
     if node is None or not _in_multirun() or cfg.get("ckpt_path"):
         return
     hydra_cfg = HydraConfig.get()
-    own = job_overrides(list(hydra_cfg.overrides.task), Path(hydra_cfg.sweep.dir))
+    searched = OmegaConf.select(hydra_cfg.sweeper, "params") or {}  # Optuna's search space
+    own = job_overrides(list(hydra_cfg.overrides.task), Path(hydra_cfg.sweep.dir), list(searched))
     with open_dict(cfg):
         if not node.get("group"):
             node.group = Path(hydra_cfg.sweep.dir).name
@@ -183,25 +185,21 @@ def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def job_overrides(task: list[str], sweep_dir: Path) -> list[str]:
-    """The overrides of ``task`` that this job of the multirun in ``sweep_dir`` does not share with
-    the others: the keys swept on the command line (``multirun.yaml``) or by the sweeper's
-    ``params`` (Optuna's search space). All of ``task`` when the sweep's overrides are unknown."""
+def job_overrides(task: list[str], sweep_dir: Path, searched: Iterable[str] = ()) -> list[str]:
+    """The overrides of ``task`` that this job of a multirun does not share with the others: the
+    keys swept on the command line (``multirun.yaml``, which Hydra's basic sweeper writes in
+    ``sweep_dir``) and the ``searched`` keys (the sweeper's ``params``: Optuna's search space).
+    All of ``task`` when neither is known."""
     parser = OverridesParser.create()
-    swept: set[str] | None = None
+    swept = {str(k) for k in searched}
     multirun = sweep_dir / "multirun.yaml"
     if multirun.is_file():
         sweep_cfg = OmegaConf.load(multirun)
         raw = list(OmegaConf.select(sweep_cfg, "hydra.overrides.task") or [])
-        params = OmegaConf.select(sweep_cfg, "hydra.sweeper.params") or {}
-        swept = {o.get_key_element() for o in parser.parse_overrides(raw) if o.is_sweep_override()}
-        swept |= {str(k) for k in params}
-    own = []
-    for override in task:
-        key = parser.parse_override(override).get_key_element()
-        if swept is None or key in swept:
-            own.append(override)
-    return own
+        swept |= {o.get_key_element() for o in parser.parse_overrides(raw) if o.is_sweep_override()}
+    elif not swept:
+        return list(task)
+    return [o for o in task if parser.parse_override(o).get_key_element() in swept]
 
 
 def resume_identity(
