@@ -138,6 +138,8 @@ def silence_known_noise() -> None:
     # checkpoints are taken between iterations, after both updates, which is what resuming needs
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # KID keeps the fakes' features of one evaluation (num_fake x feature size): bounded by design
+    warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save all extracted")
     # a resumed run writes to its own folder, so the previous folder's snapshot list is not reloaded
     warnings.filterwarnings("ignore", message="The dirpath has changed from")
     # an advertisement for a hosted logger
