@@ -158,7 +158,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path: Path, fashion_roo
     assert final["images_seen"] == (step + 3) * 16
     # the resumed run's folder records the config it actually ran (the killed run's, extended)
     overrides = (tmp_path / "resumed" / ".hydra" / "overrides.yaml").read_text()
-    assert "model.g_width=8" in overrides and f"trainer.max_steps={step + 3}" in overrides
+    assert "debug=tiny" in overrides and f"trainer.max_steps={step + 3}" in overrides
 
 
 def test_wandb_offline_writes_its_run_files(tmp_path: Path, fashion_root: Path) -> None:

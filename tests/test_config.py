@@ -144,3 +144,33 @@ def test_loss_and_augment_groups_compose(compose_cfg) -> None:
     assert cfg.augment._target_.endswith("AdaptiveAugment") and cfg.augment.target == 0.6
     assert compose_cfg().augment is None  # augment=none
     validate(cfg)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "sizes"),
+    [
+        (["model=dcgan"], {"g_width": 8, "d_width": 8, "num_samples": 16}),
+        (
+            ["model=stylegan"],
+            {"z_dim": 32, "w_dim": 32, "channel_base": 128, "channel_max": 16, "num_samples": 16},
+        ),
+        # the debug option applies after an experiment's settings
+        (["experiment=stylegan_fashion_mnist_32"], {"channel_base": 128, "channel_max": 16}),
+    ],
+)
+def test_debug_tiny_makes_any_model_small(compose_cfg, overrides: list[str], sizes: dict[str, int]) -> None:
+    """`python train.py debug=tiny`: the selected model's tiny networks, CSV logger, no FID/KID,
+    batches of 16 on the CPU; without it, the model keeps its own sizes."""
+    cfg = compose_cfg(*overrides, "debug=tiny", bare=True)  # bare: not the tests' own small settings
+    assert {k: cfg.model[k] for k in sizes} == sizes
+    assert list(cfg.logger) == ["csv"] and cfg.metrics is None
+    assert cfg.data.batch_size == 16 and cfg.trainer.accelerator == "cpu"
+    assert cfg.callbacks.model_summary is None and cfg.callbacks.progress.refresh_rate == 0
+    validate(cfg)
+    plain = compose_cfg(*overrides, bare=True)
+    assert all(plain.model[k] != v for k, v in sizes.items() if k != "num_samples")
+
+
+def test_command_line_overrides_win_over_debug_tiny(compose_cfg) -> None:
+    cfg = compose_cfg("debug=tiny", "logger=wandb", "metrics=default", "model.g_width=16", bare=True)
+    assert list(cfg.logger) == ["wandb"] and cfg.metrics is not None and cfg.model.g_width == 16

@@ -109,7 +109,7 @@ def test_run_folder(compose_cfg, tmp_path: Path) -> None:
     meta = load_checkpoint(out / "checkpoints" / "last.ckpt")["gan_lab"]
     assert meta["module"] == "DCGAN"
     assert meta["config"]["model"]["g_width"] == 8
-    assert "model.g_width=8" in meta["overrides"]
+    assert "debug=tiny" in meta["overrides"]  # the tests run debug=tiny: width-8 DCGAN
 
 
 def test_same_seed_same_weights_other_seed_other_weights(compose_cfg, tmp_path: Path) -> None:

@@ -231,7 +231,7 @@ def test_multirun_gives_one_finished_run_per_job_and_offline_resume_a_linked_one
         tmp_path,
         fashion_root,
         f"ckpt_path={sweep / '0' / 'checkpoints' / 'last.ckpt'}",
-        "logger=wandb",  # the tests' small settings pick logger=csv and metrics=none
+        "logger=wandb",  # the tests' debug=tiny picks logger=csv and metrics=none
         "metrics=default",
         "trainer.max_steps=6",
         f"hydra.run.dir={resumed_dir}",
