@@ -23,11 +23,11 @@ data: install
 	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || true; \
 	  elif sudo -n true 2>/dev/null; then sudo -n apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || true; fi; \
 	fi
-	$(PY) -m gan_lab.data.get
+	$(PY) scripts/get_data.py
 
 # the classifier behind domain FID/KID (trained once, cached in ~/.cache/gan_lab/domain)
 domain-classifier: data
-	$(PY) -m gan_lab.metrics.domain --data fashion_mnist
+	$(PY) scripts/domain_classifier.py --data fashion_mnist
 
 train: data
 	$(PY) train.py $(ARGS)
@@ -37,15 +37,15 @@ test: install
 
 # training-step throughput, lab vs a plain PyTorch loop (the last line is the headline)
 bench: install
-	$(PY) benchmarks/train_step.py $(ARGS)
+	$(PY) scripts/benchmarks/train_step.py $(ARGS)
 
 # data throughput (images/s) of the lab's in-memory and streaming paths vs torchvision ImageFolder
 bench-data: install
-	$(PY) benchmarks/data_throughput.py $(ARGS)
+	$(PY) scripts/benchmarks/data_throughput.py $(ARGS)
 
 # one FID/KID evaluation: one extractor pass shared by FID and KID vs one pass each
 bench-metrics: install
-	$(PY) benchmarks/metrics_eval.py $(ARGS)
+	$(PY) scripts/benchmarks/metrics_eval.py $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

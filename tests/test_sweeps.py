@@ -226,7 +226,7 @@ def test_sweep_summary_orders_jobs_by_outcome_and_shows_reasons_in_markdown(tmp_
 
 
 def test_wandb_sweep_parameters_are_valid_overrides(compose_cfg) -> None:
-    spec = yaml.safe_load((REPO / "sweeps" / "wandb_fid.yaml").read_text())
+    spec = yaml.safe_load((REPO / "scripts" / "sweeps" / "wandb_fid.yaml").read_text())
     assert "${args_no_hyphens}" in spec["command"] and spec["program"] == "train.py"
     for key, param in spec["parameters"].items():
         samples = param.get("values") or [param.get("value")]

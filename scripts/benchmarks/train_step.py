@@ -5,7 +5,7 @@ Each measurement is its own process (``--worker``), so peak memory is per measur
 run cannot warm the caches of another; lab and plain alternate, repeat after repeat, so the
 machine's noise hits both alike. Reported: iterations/s and images/s (median over repeats), the
 ratio lab/plain with its min and max over repeats, and peak memory (CUDA allocator peak on GPUs,
-the process's peak RSS on CPUs). Writes ``benchmarks/results/train_step.{json,md}``; the last
+the process's peak RSS on CPUs). Writes ``scripts/benchmarks/results/train_step.{json,md}``; the last
 line printed is the headline.
 
 The lab runs through ``gan_lab.train.train`` with its default callbacks (checkpoint and sample
@@ -14,7 +14,7 @@ random in-memory data of the right shape. The plain loop is written out here: th
 phases, the same Adam settings (lazy-corrected for StyleGAN), style mixing, lazy R1 and path
 length for StyleGAN, and the generator EMA.
 
-    python benchmarks/train_step.py [--configs dcgan32,dcgan64,stylegan32,stylegan64] [--repeats 3]
+    python scripts/benchmarks/train_step.py [--configs dcgan32,dcgan64,stylegan32,stylegan64] [--repeats 3]
         [--iters 30] [--warmup 5] [--batch 32] [--extra "model.channels_last=true"]
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = {
     # name: (model, resolution, lab overrides); StyleGAN narrow so a CPU can measure it
     "dcgan32": ("dcgan", 32, []),

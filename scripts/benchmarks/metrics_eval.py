@@ -9,10 +9,10 @@ scores ``--num-fake`` fakes of the same seeded latents in batches of ``--batch``
 alternate, their order swapped every repeat, so the machine's noise hits both alike; reported:
 wall and CPU (process) seconds per evaluation (min/median/max over repeats) and the ratios
 shared/separate per repeat (min/median/max); on a loaded machine the CPU ratio is the steadier.
-The scores of the two ways are checked equal. Writes ``benchmarks/results/metrics_eval.json``;
+The scores of the two ways are checked equal. Writes ``scripts/benchmarks/results/metrics_eval.json``;
 the last line printed is the headline.
 
-    python benchmarks/metrics_eval.py [--num-fake 2000] [--batch 100] [--repeats 5] [--threads 1]
+    python scripts/benchmarks/metrics_eval.py [--num-fake 2000] [--batch 100] [--repeats 5] [--threads 1]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from gan_lab.data import FashionMNISTDataModule  # noqa: E402
@@ -132,7 +132,7 @@ def main() -> None:
         "cpu_seconds": {name: spread(values) for name, values in cpu.items()},
         "cpu_ratio_shared_over_separate": spread(cpu_ratios),
     }
-    out = REPO / "benchmarks" / "results" / "metrics_eval.json"
+    out = Path(__file__).parent / "results" / "metrics_eval.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     for key in ("seconds", "cpu_seconds"):

@@ -2,9 +2,9 @@
 torchvision ImageFolder + DataLoader pipeline on the same files, and the DCGAN training step
 they feed (to show whether data loading could be the bottleneck).
 
-    python benchmarks/data_throughput.py [--images 2000] [--workers 2] [--batches 30]
+    python scripts/benchmarks/data_throughput.py [--images 2000] [--workers 2] [--batches 30]
 
-Writes benchmarks/results/data_throughput.json and prints a Markdown table. Every path ends in
+Writes scripts/benchmarks/results/data_throughput.json and prints a Markdown table. Every path ends in
 the same thing: a float batch in [-1, 1] of shape (64, 3, 64, 64) on the CPU.
 """
 
