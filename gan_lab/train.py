@@ -51,7 +51,19 @@ register_resolvers()
 # our conf/hydra/launcher/submitit_slurm.yaml extends the plugin's schema of the same name on purpose
 warnings.filterwarnings("ignore", message=".*is validated against ConfigStore schema with the same name")
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+def config_dir() -> str:
+    """The Hydra config folder: the package's ``conf/`` (``gan_lab/conf``), which is a symlink to the
+    repository's top-level ``conf/`` in a checkout and real files in an installed wheel
+    (``pyproject.toml`` ships them as package data), else the checkout's ``conf/`` itself (a
+    checkout made without symlinks)."""
+    package = Path(__file__).resolve().parent / "conf"
+    if (package / "train.yaml").is_file():
+        return str(package.resolve())
+    return str(Path(__file__).resolve().parent.parent / "conf")
+
+
+CONFIG_DIR = config_dir()
 
 
 def command_line_overrides() -> list[str]:
