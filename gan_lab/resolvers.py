@@ -20,6 +20,7 @@ GPUs. They are resolved where the config is resolved, that is, on the training m
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +94,28 @@ def ensure_dir(path: str) -> str:
     return str(path)
 
 
+def rank_suffix() -> str:
+    """``""`` for the process that owns the run folder, ``_rank<N>`` for the other ranks of a job.
+
+    Under torchrun or SLURM (``srun``, submitit with several tasks) every rank runs ``train.py``
+    and Hydra from the start, into the same run folder: without a suffix they all wrote ``.hydra/``
+    and the same ``train.log`` (rank 1's lines twice among rank 0's). The rank comes from the
+    launcher's environment: ``RANK`` (torchrun), ``SLURM_PROCID``, or ``NODE_RANK``/``LOCAL_RANK``
+    (Lightning's own launcher for its child processes).
+    """
+    for key in ("RANK", "SLURM_PROCID"):
+        value = os.environ.get(key, "")
+        if value.isdigit():
+            return f"_rank{int(value)}" if int(value) else ""
+    local, node = os.environ.get("LOCAL_RANK", "0"), os.environ.get("NODE_RANK", "0")
+    if not (local.isdigit() and node.isdigit()) or int(local) == int(node) == 0:
+        return ""
+    return f"_rank{int(local)}" if int(node) == 0 else f"_node{int(node)}_rank{int(local)}"
+
+
 RESOLVERS = {
     "ensure_dir": ensure_dir,
+    "rank_suffix": rank_suffix,
     "global_batch": global_batch,
     "sg2_r1_gamma": sg2_r1_gamma,
     "sg2_ema_kimg": sg2_ema_kimg,

@@ -137,7 +137,10 @@ def write_run_config(cfg: DictConfig, overrides: list[str]) -> None:
     """Make the run folder's ``.hydra/`` describe what actually runs (a resume recomposes the config)."""
     if not HydraConfig.initialized():
         return
-    folder = Path(HydraConfig.get().runtime.output_dir) / ".hydra"
+    hydra_cfg = HydraConfig.get()
+    if not hydra_cfg.output_subdir:
+        return
+    folder = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir  # .hydra, or .hydra_rank<N>
     if folder.is_dir():
         OmegaConf.save(cfg, folder / "config.yaml")
         OmegaConf.save(OmegaConf.create(overrides), folder / "overrides.yaml")

@@ -130,6 +130,26 @@ def test_real_features_count_once_over_ranks(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------- once per job
+@pytest.mark.parametrize(
+    ("env", "suffix"),
+    [
+        ({}, ""),
+        ({"RANK": "0"}, ""),
+        ({"RANK": "1"}, "_rank1"),  # torchrun
+        ({"SLURM_PROCID": "3"}, "_rank3"),  # srun / submitit tasks
+        ({"SLURM_PROCID": "0", "LOCAL_RANK": "1"}, ""),  # the SLURM rank decides
+        ({"LOCAL_RANK": "1"}, "_rank1"),  # Lightning's launcher's child process
+        ({"LOCAL_RANK": "1", "NODE_RANK": "2"}, "_node2_rank1"),
+    ],
+)
+def test_rank_suffix_keeps_other_ranks_files_apart(monkeypatch, env: dict, suffix: str) -> None:
+    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert resolvers.rank_suffix() == suffix
+
+
 def test_compute_once_produces_only_what_is_missing(tmp_path: Path) -> None:
     cache = tmp_path / "stats" / "x.pt"
     calls: list[int] = []
@@ -196,6 +216,11 @@ def test_torchrun_ranks_share_the_once_per_dataset_work(tmp_path: Path, fashion_
     assert output.count("training the fashion_mnist domain classifier") == 1, output[-4000:]
     assert output.count("real domain features of 64 fashion_mnist/train images") == 1, output[-4000:]
     assert output.count("real domain features of 64 fashion_mnist/test images") == 1, output[-4000:]
+    # each rank ran Hydra into the one run folder: rank 1 keeps its config and log apart
+    run = tmp_path / "run"
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra_rank1" / "config.yaml").is_file()
+    assert (run / "train.log").read_text().count("FID/KID on domain features") == 1
+    assert (run / "train_rank1.log").read_text().count("FID/KID on domain features") == 1
 
 
 NUM_IMAGES = 200
