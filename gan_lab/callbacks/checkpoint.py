@@ -46,6 +46,7 @@ class IterationCheckpoint(ModelCheckpoint):
         kwargs.setdefault("enable_version_counter", False)
         super().__init__(*args, **kwargs)
         self._diverged_saved: int | None = None  # the iteration kept in diverged.ckpt
+        self._finite_at: tuple[int, bool] | None = None  # (iteration, whether its state is finite)
 
     def _monitor_candidates(self, trainer: pl.Trainer) -> dict[str, Tensor]:
         candidates = super()._monitor_candidates(trainer)
@@ -53,7 +54,10 @@ class IterationCheckpoint(ModelCheckpoint):
         return candidates
 
     def _state_is_finite(self, trainer: pl.Trainer) -> bool:
-        if is_finite(trainer.lightning_module):
+        # a snapshot and last.ckpt of one iteration share one check (one host sync)
+        if self._finite_at is None or self._finite_at[0] != trainer.global_step:
+            self._finite_at = (trainer.global_step, is_finite(trainer.lightning_module))
+        if self._finite_at[1]:
             return True
         path = Path(self.dirpath or ".") / DIVERGED_CKPT
         if self._diverged_saved is None:

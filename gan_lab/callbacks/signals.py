@@ -89,7 +89,7 @@ class StopOnSignal(pl.Callback):
         """The pending stop signal and requeue request, the same on every rank."""
         stop, requeue = self._pending or 0, int(self._requeue_pending)
         if trainer.world_size > 1:
-            flags = torch.tensor([stop, requeue], device=pl_module_device(trainer))
+            flags = torch.tensor([stop, requeue], device=trainer.strategy.root_device)
             flags = trainer.strategy.reduce(flags, reduce_op="max")
             stop, requeue = int(flags[0]), int(flags[1])
         return (stop or None), bool(requeue)
@@ -128,7 +128,3 @@ def stopped_by_signal(trainer: pl.Trainer) -> bool:
     return any(
         isinstance(c, StopOnSignal) and (c.received or c._pending) is not None for c in trainer.callbacks
     )
-
-
-def pl_module_device(trainer: pl.Trainer) -> torch.device:
-    return trainer.strategy.root_device

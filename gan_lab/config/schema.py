@@ -434,25 +434,26 @@ class WandbConfig(Schema):
 
 
 @dataclass
-class CSVConfig(Schema):
+class FolderLoggerConfig(Schema):
+    """Lightning loggers that write files in ``<save_dir>/<name>/<version>`` (CSV, TensorBoard)."""
+
     OPEN: ClassVar[bool] = True
 
-    _target_: str = target("pytorch_lightning.loggers.CSVLogger")
     save_dir: str = setting()
     name: str | None = setting("lightning_logs")
     version: str | None = setting(None)
 
 
 @dataclass
-class TensorBoardConfig(Schema):
+class CSVConfig(FolderLoggerConfig):
+    _target_: str = target("pytorch_lightning.loggers.CSVLogger")
+
+
+@dataclass
+class TensorBoardConfig(FolderLoggerConfig):
     """``conf/logger/tensorboard.yaml``: event files in ``<save_dir>/<name>/<version>``."""
 
-    OPEN: ClassVar[bool] = True
-
     _target_: str = target("pytorch_lightning.loggers.TensorBoardLogger")
-    save_dir: str = setting()
-    name: str | None = setting("lightning_logs")
-    version: str | None = setting(None)
     default_hp_metric: bool = setting(True)
     log_graph: bool = setting(False)
     prefix: str = setting("")
