@@ -17,6 +17,23 @@ convolutions (the second downsamples by 2) with a 1x1 downsampling skip, both sc
 at 4x4 the epilogue: minibatch standard deviation, 3x3 convolution, fully connected layer and
 the output logit.
 
+Class conditioning (``num_classes > 0``; StyleGAN2-ADA's ``--cond``, Karras et al. 2020,
+"Training Generative Adversarial Networks with Limited Data", its ``networks.py``): labels ``c``
+are int64 class indices of shape (N,), one-hot encoded inside the networks.
+
+* G's mapping embeds the label, ``e = FC(one_hot(c))`` (``w_dim`` features, linear, learning rate
+  1), and maps ``[norm(z), norm(e)]`` (``norm`` = ``normalize_2nd_moment``) to ``w``;
+* D maps the label alone through its own mapping network (embedding and ``8`` FC layers,
+  learning-rate multiplier 0.01) to ``cmap`` (``cmap_dim`` values, default the channels at 4x4);
+  its epilogue's last layer outputs ``cmap_dim`` features ``phi(x)`` and the logit is the
+  projection ``phi(x) . cmap / sqrt(cmap_dim)`` (Miyato & Koyama 2018, "cGANs with Projection
+  Discriminator", eq. 3, with the label embedding given by the mapping network and without the
+  separate unconditional term ``psi(phi(x))``).
+
+An unconditional network (``num_classes=0``) ignores ``c``; a conditional one refuses
+``c=None``. Unconditional networks are built exactly as before conditioning existed (same
+state-dict keys).
+
 Channels at resolution r: ``min(channel_base // r, channel_max)`` (StyleGAN2-ADA), so one
 setting serves every resolution: ``channel_base=32768, channel_max=512`` is the paper's
 configuration, ``16384`` StyleGAN2-ADA's for resolutions below 512.
@@ -26,8 +43,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_lab.nn.layers import (
@@ -62,49 +81,146 @@ def num_ws_for(resolution: int) -> int:
     return 2 * check_resolution(resolution) - 2
 
 
+def check_num_classes(num_classes: object) -> int:
+    """``num_classes`` as an int, or a ValueError: an integer >= 0 (0 = unconditional)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 0:
+        raise ValueError(f"num_classes={num_classes!r} must be an integer >= 0 (0 = unconditional)")
+    return int(num_classes)
+
+
+def check_labels(c: object, num_classes: int, batch: int | None, who: str) -> Tensor | None:
+    """Validate the condition of a network with ``num_classes`` classes; return int64 labels or None.
+
+    An unconditional network (``num_classes == 0``) ignores ``c`` (None or a tensor). A conditional
+    one needs integer labels of shape (N,) in ``[0, num_classes)``. The range is checked on the
+    host only for CPU tensors: on an accelerator that would synchronise every step, and an
+    out-of-range label trips the device-side assert of ``one_hot``'s scatter instead.
+    """
+    if c is not None and not isinstance(c, Tensor):
+        raise TypeError(
+            f"{who}: c={c!r} is not a tensor of class labels or None "
+            "(truncation_psi and truncation_cutoff are keyword arguments)"
+        )
+    if num_classes == 0:
+        return None
+    if c is None:
+        raise ValueError(f"{who} is conditional (num_classes={num_classes}): it needs labels c, got c=None")
+    if c.is_floating_point() or c.is_complex() or c.dtype == torch.bool:
+        raise ValueError(f"{who}: c must hold integer class labels (int64), got dtype {c.dtype}")
+    if c.ndim != 1 or (batch is not None and c.shape[0] != batch):
+        expected = "(N,)" if batch is None else f"({batch},)"
+        raise ValueError(f"{who}: labels c of shape {tuple(c.shape)}, expected {expected}")
+    if c.device.type == "cpu" and c.numel() and not torch.compiler.is_compiling():
+        low, high = int(c.min()), int(c.max())
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"{who}: label {bad} is out of range: num_classes={num_classes}, labels 0..{num_classes - 1}"
+            )
+    return c.long()
+
+
 class MappingNetwork(nn.Module):
-    """z -> w (see module docstring). ``w_avg`` is a buffer: it travels with checkpoints and the EMA."""
+    """z (and the class label) -> w (see module docstring).
+
+    ``w_avg`` is a buffer: it travels with checkpoints and the EMA.
+
+    Conditional (``num_classes > 0``; Karras et al. 2020, "Training Generative Adversarial Networks
+    with Limited Data", the conditioning of its code: ``MappingNetwork`` with ``c_dim > 0``): the
+    label is embedded, ``e = FC(one_hot(c))`` with ``w_dim`` features (``embed``, linear, learning
+    rate 1), and the first layer maps ``[norm(z), norm(e)]`` (``z_dim + w_dim`` inputs), ``norm``
+    the second-moment normalisation ``x / sqrt(mean(x^2) + 1e-8)``. ``z_dim=0`` maps the label
+    alone (the discriminator's mapping); ``num_ws=None`` returns ``w`` (N, w_dim) unbroadcast and
+    tracks no average.
+
+    Truncation of a conditional network, ``w' = a + psi * (w - a)`` with ``a = w_avg_class[c]``: it lerps
+    towards the average of the sample's own class, ``w_avg_class[c]`` (a (num_classes, w_dim)
+    buffer: in training, for each class present in the batch, its batch mean of ``w`` with the
+    same beta as ``w_avg``; absent classes keep their value). The reference lerps towards the
+    global ``w_avg`` (which is still tracked, as there), whose images drift towards the
+    dataset-wide mean and out of their class as psi shrinks; the class average keeps truncated
+    samples inside their class (psi = 0 gives each class's "mean" image). With psi = 1 nothing
+    changes: the outputs equal the reference's.
+    """
 
     def __init__(
         self,
         z_dim: int = 512,
         w_dim: int = 512,
-        num_ws: int = 14,
+        num_ws: int | None = 14,
         num_layers: int = 8,
         lr_mul: float = 0.01,
-        w_avg_beta: float = 0.995,
+        w_avg_beta: float | None = 0.995,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"map_layers={num_layers} must be >= 1")
+        num_classes = check_num_classes(num_classes)
+        if z_dim == 0 and num_classes == 0:
+            raise ValueError("a mapping network needs z (z_dim > 0) or labels (num_classes > 0)")
         self.z_dim, self.w_dim, self.num_ws = z_dim, w_dim, num_ws
+        self.num_classes = num_classes
         self.w_avg_beta = w_avg_beta
-        features = [z_dim] + [w_dim] * num_layers
+        if num_classes > 0:
+            self.embed = EqualizedLinear(num_classes, w_dim)
+        features = [z_dim + (w_dim if num_classes else 0)] + [w_dim] * num_layers
         self.layers = nn.Sequential(
             *(
                 EqualizedLinear(i, o, lr_mul=lr_mul, activation="lrelu")
                 for i, o in itertools.pairwise(features)
             )
         )
-        self.register_buffer("w_avg", torch.zeros(w_dim))
+        if num_ws is not None:
+            self.register_buffer("w_avg", torch.zeros(w_dim))
+            if num_classes > 0:
+                self.register_buffer("w_avg_class", torch.zeros(num_classes, w_dim))
 
     def forward(
         self,
-        z: Tensor,
+        z: Tensor | None,
+        c: Tensor | None = None,
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         update_w_avg: bool = True,
     ) -> Tensor:
-        """ws of shape (N, num_ws, w_dim)."""
-        w = self.layers(normalize_2nd_moment(z.float()))
+        """ws of shape (N, num_ws, w_dim) (w of shape (N, w_dim) if ``num_ws`` is None)."""
+        batch = z.shape[0] if z is not None and self.z_dim > 0 else None
+        c = check_labels(c, self.num_classes, batch, type(self).__name__)
+        parts = []
+        if self.z_dim > 0:
+            if z is None:
+                raise ValueError(f"{type(self).__name__}: z_dim={self.z_dim} needs z, got None")
+            parts.append(normalize_2nd_moment(z.float()))
+        onehot = None
+        if c is not None:
+            onehot = F.one_hot(c, self.num_classes).float()
+            parts.append(normalize_2nd_moment(self.embed(onehot)))
+        w = self.layers(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
+        if self.num_ws is None:
+            return w
         if self.training and update_w_avg and self.w_avg_beta is not None:
-            self.w_avg.copy_(w.detach().float().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+            self._update_w_avg(w.detach().float(), onehot)
         ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
         if truncation_psi != 1:
             cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            truncated = self.w_avg.to(ws.dtype).lerp(ws[:, :cutoff], truncation_psi)
+            center = self.w_avg if c is None else self.w_avg_class[c].unsqueeze(1)
+            truncated = center.to(ws.dtype).lerp(ws[:, :cutoff], truncation_psi)
             ws = torch.cat([truncated, ws[:, cutoff:]], dim=1)
         return ws
+
+    def _update_w_avg(self, w: Tensor, onehot: Tensor | None) -> None:
+        """``avg <- mean + beta (avg - mean)``: the global average and, per class present in the batch,
+        the class average (written without data-dependent indexing: no GPU synchronisation)."""
+        beta = self.w_avg_beta
+        self.w_avg.copy_(w.mean(dim=0).lerp(self.w_avg, beta))
+        if onehot is None:
+            return
+        with torch.autocast(device_type=w.device.type, enabled=False):
+            sums = onehot.t() @ w  # (num_classes, w_dim)
+        counts = onehot.sum(dim=0).unsqueeze(1)
+        means = sums / counts.clamp(min=1)
+        self.w_avg_class.copy_(torch.where(counts > 0, means.lerp(self.w_avg_class, beta), self.w_avg_class))
 
 
 class SynthesisBlock(nn.Module):
@@ -192,7 +308,10 @@ class SynthesisNetwork(nn.Module):
 
 
 class StyleGANGenerator(nn.Module):
-    """z (N, z_dim) -> image (N, channels, R, R), roughly in [-1, 1] (no output squashing)."""
+    """z (N, z_dim) [and labels c (N,)] -> image (N, channels, R, R), roughly in [-1, 1] (no squashing).
+
+    ``num_classes > 0`` makes it class-conditional (see ``MappingNetwork``): ``G(z, c)``.
+    """
 
     def __init__(
         self,
@@ -206,23 +325,29 @@ class StyleGANGenerator(nn.Module):
         conv_clamp: float | None = 256,
         mapping_lr_mul: float = 0.01,
         w_avg_beta: float = 0.995,
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         self.z_dim, self.w_dim, self.resolution, self.channels = z_dim, w_dim, resolution, channels
+        self.num_classes = check_num_classes(num_classes)
         self.synthesis = SynthesisNetwork(w_dim, resolution, channels, channel_base, channel_max, conv_clamp)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, w_dim, self.num_ws, map_layers, mapping_lr_mul, w_avg_beta)
+        self.mapping = MappingNetwork(
+            z_dim, w_dim, self.num_ws, map_layers, mapping_lr_mul, w_avg_beta, self.num_classes
+        )
 
     def forward(
         self,
         z: Tensor,
+        c: Tensor | None = None,
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         noise_mode: str = "random",
         rng: torch.Generator | None = None,
         fused: bool | None = None,
     ) -> Tensor:
-        ws = self.mapping(z, truncation_psi, truncation_cutoff)
+        c = check_labels(c, self.num_classes, z.shape[0], type(self).__name__)
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         # StyleGAN2-ADA: per-sample kernels (fused) for inference, activation scaling for training
         fused = (not self.training) if fused is None else fused
         return self.synthesis(ws, noise_mode, rng, fused)
@@ -260,28 +385,58 @@ class DiscriminatorBlock(nn.Module):
 
 
 class DiscriminatorEpilogue(nn.Module):
-    """4x4: minibatch std -> conv 3x3 -> fully connected -> logit."""
+    """4x4: minibatch std -> conv 3x3 -> fully connected -> logit.
+
+    Conditional (``cmap_dim > 0``): the last layer outputs ``cmap_dim`` features ``phi(x)`` and the
+    logit is their projection on the mapped label, ``phi(x) . cmap / sqrt(cmap_dim)`` (StyleGAN2-ADA;
+    the projection discriminator of Miyato & Koyama 2018, eq. 3, without its unconditional term;
+    the ``1 / sqrt(cmap_dim)`` keeps the logit's scale independent of ``cmap_dim``).
+    """
 
     def __init__(
-        self, in_channels: int, mbstd_group: int = 4, mbstd_channels: int = 1, conv_clamp: float | None = None
+        self,
+        in_channels: int,
+        mbstd_group: int = 4,
+        mbstd_channels: int = 1,
+        conv_clamp: float | None = None,
+        cmap_dim: int = 0,
     ) -> None:
         super().__init__()
+        self.cmap_dim = cmap_dim
         self.mbstd = MinibatchStd(mbstd_group, mbstd_channels) if mbstd_channels > 0 else None
         self.conv = EqualizedConv2d(
             in_channels + mbstd_channels, in_channels, 3, activation="lrelu", conv_clamp=conv_clamp
         )
         self.fc = EqualizedLinear(in_channels * 16, in_channels, activation="lrelu")
-        self.out = EqualizedLinear(in_channels, 1)
+        self.out = EqualizedLinear(in_channels, cmap_dim if cmap_dim > 0 else 1)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cmap: Tensor | None = None) -> Tensor:
+        """Logits of shape (N, 1)."""
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)
-        return self.out(self.fc(x.flatten(1)))
+        x = self.out(self.fc(x.flatten(1)))
+        if self.cmap_dim > 0:
+            if cmap is None or cmap.shape != (x.shape[0], self.cmap_dim):
+                got = None if cmap is None else tuple(cmap.shape)
+                raise ValueError(f"cmap of shape {got}, expected ({x.shape[0]}, {self.cmap_dim})")
+            x = (x * cmap.to(x.dtype)).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
+        return x
+
+
+D_MAPPING_LAYERS = 8  # StyleGAN2-ADA: D's label mapping keeps MappingNetwork's defaults (train.py sets none)
+D_MAPPING_LR_MUL = 0.01
 
 
 class StyleGANDiscriminator(nn.Module):
-    """image (N, channels, R, R) -> one logit per image, shape (N,)."""
+    """image (N, channels, R, R) [and labels c (N,)] -> one logit per image, shape (N,).
+
+    ``num_classes > 0`` makes it class-conditional, ``D(img, c)``: a mapping network from the label
+    alone (``MappingNetwork(z_dim=0, w_dim=cmap_dim, num_ws=None)``: embedding, 8 FC layers with
+    learning-rate multiplier 0.01, no average tracking; StyleGAN2-ADA's ``Discriminator``) gives
+    ``cmap`` (``cmap_dim`` values, None = the channels at 4x4), and the epilogue projects on it
+    (see ``DiscriminatorEpilogue``). ``cmap_dim`` is ignored when unconditional.
+    """
 
     def __init__(
         self,
@@ -292,10 +447,13 @@ class StyleGANDiscriminator(nn.Module):
         mbstd_group: int = 4,
         mbstd_channels: int = 1,
         conv_clamp: float | None = 256,
+        num_classes: int = 0,
+        cmap_dim: int | None = None,
     ) -> None:
         super().__init__()
         log_res = check_resolution(resolution)
         self.resolution, self.channels = resolution, channels
+        self.num_classes = check_num_classes(num_classes)
         resolutions = [2**i for i in range(log_res, 2, -1)]  # R, R/2, ..., 8
 
         def ch(r: int) -> int:
@@ -305,10 +463,29 @@ class StyleGANDiscriminator(nn.Module):
             DiscriminatorBlock(ch(r) if r < resolution else 0, ch(r), ch(r // 2), channels, conv_clamp)
             for r in resolutions
         )
-        self.epilogue = DiscriminatorEpilogue(ch(4), mbstd_group, mbstd_channels, conv_clamp)
+        if cmap_dim is not None and (
+            isinstance(cmap_dim, bool) or not isinstance(cmap_dim, numbers.Integral) or cmap_dim < 1
+        ):
+            raise ValueError(
+                f"cmap_dim={cmap_dim!r} must be a positive integer or None (the channels at 4x4)"
+            )
+        self.cmap_dim = 0 if self.num_classes == 0 else int(cmap_dim or ch(4))
+        if self.num_classes > 0:
+            self.mapping = MappingNetwork(
+                z_dim=0,
+                w_dim=self.cmap_dim,
+                num_ws=None,
+                num_layers=D_MAPPING_LAYERS,
+                lr_mul=D_MAPPING_LR_MUL,
+                w_avg_beta=None,
+                num_classes=self.num_classes,
+            )
+        self.epilogue = DiscriminatorEpilogue(ch(4), mbstd_group, mbstd_channels, conv_clamp, self.cmap_dim)
 
-    def forward(self, img: Tensor) -> Tensor:
+    def forward(self, img: Tensor, c: Tensor | None = None) -> Tensor:
+        c = check_labels(c, self.num_classes, img.shape[0], type(self).__name__)
         x = None
         for block in self.blocks:
             x = block(x, img)
-        return self.epilogue(x).flatten()
+        cmap = self.mapping(None, c) if c is not None else None
+        return self.epilogue(x, cmap).flatten()
