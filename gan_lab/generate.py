@@ -10,6 +10,23 @@
   the others from its column source.
 
 StyleGAN options: ``psi``/``cutoff`` (truncation), ``noise`` (const, random or none).
+
+Class-conditional checkpoints (``num_classes`` > 0) take ``class=K`` or ``classes=[K,...]``:
+
+* ``mode=grid``: ``class=K``: all ``num`` images of class K; ``classes=[...]``: one row per listed
+  class, ``nrow`` (default ``num // len(classes)``) images a row; neither: one row per class
+  (``gan_lab.utils.classes.grid_classes``: all classes up to 10, else 10 evenly spaced ones). In a
+  grid of classes each column keeps one latent, so a column shows one latent in every class;
+* ``mode=interpolate``: the walk stays in one class (``class=K``, default 0): the same label for
+  every frame, the latents (StyleGAN: the ws of that class) interpolated; ``classes=[...]``: one
+  walk per listed class, the same latents;
+* ``mode=style_mix``: the row and column sources are of the given class (default 0); with
+  ``classes=[...]`` row r and column j are of ``classes[r % n]`` and ``classes[j % n]``.
+
+File names then carry the classes (``grid-seed0-class3.png``, ``grid-seed0-classes0-1-2.png``);
+each PNG says what its classes are in a ``classes`` text chunk, and the log says it too. A label
+out of the checkpoint's range, both keys, or either for an unconditional checkpoint, is one line
+and exit status 2.
 """
 
 from __future__ import annotations
@@ -24,7 +41,7 @@ import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from torch import Tensor
 from torchvision.utils import make_grid
 
@@ -33,8 +50,8 @@ from gan_lab.config import validate_generate
 from gan_lab.data.transforms import to_uint8
 from gan_lab.errors import ConfigError, GanLabError
 from gan_lab.evaluate import pick_device
-from gan_lab.modules.stylegan import StyleGAN
 from gan_lab.train import CONFIG_DIR
+from gan_lab.utils.classes import check_classes, describe_rows, num_classes_of, row_classes
 
 log = logging.getLogger("gan_lab.generate")
 
@@ -52,54 +69,126 @@ def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
 
 
 class Renderer:
-    """Images from latents or ws with the generation options of ``cfg``."""
+    """Images from latents (and labels, for a conditional model) or ws with the options of ``cfg``.
+
+    ``classes``: the labels ``class=``/``classes=`` chose (checked against the checkpoint), None
+    when neither is given; ``single``: whether it was ``class=`` (one class for every image)."""
 
     def __init__(self, module: Any, cfg: DictConfig) -> None:
         self.module, self.cfg = module, cfg
-        self.stylegan = isinstance(module, StyleGAN)
+        self.stylegan = all(hasattr(module.G_ema, part) for part in ("mapping", "synthesis"))  # z -> w -> x
         self.noise_rng = torch.Generator(device=module.device).manual_seed(int(cfg.seed))
+        self.num_classes = num_classes_of(module)
+        self.classes = check_classes(cfg.get("class"), cfg.get("classes"), self.num_classes)
+        self.single = cfg.get("class") is not None
 
-    def ws(self, z: Tensor) -> Tensor:
-        return self.module.G_ema.mapping(z, self.cfg.psi, self.cfg.cutoff)
+    def labels(self, classes: list[int] | Tensor) -> Tensor:
+        return torch.as_tensor(classes, dtype=torch.int64).to(self.module.device)
+
+    def ws(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        truncation = {"truncation_psi": self.cfg.psi, "truncation_cutoff": self.cfg.cutoff}
+        mapping = self.module.G_ema.mapping
+        return mapping(z, **truncation) if c is None else mapping(z, c, **truncation)
 
     @torch.no_grad()
     def from_ws(self, ws: Tensor) -> Tensor:
         return self.module.G_ema.synthesis(ws, noise_mode=self.cfg.noise, rng=self.noise_rng, fused=True)
 
     @torch.no_grad()
-    def from_z(self, z: Tensor) -> Tensor:
-        return self.from_ws(self.ws(z)) if self.stylegan else self.module.G_ema(z)
+    def from_points(self, p: Tensor, c: Tensor | None = None) -> Tensor:
+        """Images from ws (StyleGAN: the labels are already in them) or from latents and labels."""
+        if self.stylegan:
+            return self.from_ws(p)
+        return self.module.G_ema(p) if c is None else self.module.G_ema(p, c)
+
+    @torch.no_grad()
+    def from_z(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        return self.from_ws(self.ws(z, c)) if self.stylegan else self.from_points(z, c)
+
+    def batched(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        """``from_z`` 64 images at a time."""
+        if c is None:
+            return torch.cat([self.from_z(chunk) for chunk in z.split(64)])
+        return torch.cat([self.from_z(zs, cs) for zs, cs in zip(z.split(64), c.split(64), strict=True)])
+
+    def walk_classes(self) -> list[int | None]:
+        """The class of each walk or style-mixing grid: None (unconditional), else the chosen
+        classes or class 0."""
+        if self.num_classes == 0:
+            return [None]
+        return self.classes or [0]
 
 
-def save_grid(images: Tensor, path: Path, nrow: int) -> Path:
+def class_suffix(classes: list[int] | None, single: bool = False) -> str:
+    """What a file name says of its classes: ``-class3``, ``-classes0-1-2`` (``-12classes`` for
+    more than 10); nothing when unconditional."""
+    if classes is None:
+        return ""
+    if single:
+        return f"-class{classes[0]}"
+    return f"-classes{'-'.join(map(str, classes))}" if len(classes) <= 10 else f"-{len(classes)}classes"
+
+
+def save_grid(images: Tensor, path: Path, nrow: int, classes: str | None = None) -> Path:
+    """A PNG of ``images``, ``nrow`` a row; ``classes``: what the classes of the images are (said
+    in the PNG's ``classes`` text chunk and in the log)."""
     grid = make_grid(to_uint8(images.float()).cpu(), nrow=nrow, padding=1)
-    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(path)
+    info = None
+    if classes is not None:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("classes", classes)
+        log.info("%s: %s", path.name, classes)
+    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(path, pnginfo=info)
     return path
 
 
 def grid(renderer: Renderer, cfg: DictConfig, out: Path) -> list[Path]:
-    z = seeded_latents(renderer.module, cfg.num, cfg.seed)
-    images = torch.cat([renderer.from_z(chunk) for chunk in z.split(64)])
-    nrow = cfg.nrow or math.ceil(math.sqrt(cfg.num))
-    return [save_grid(images, out / f"grid-seed{cfg.seed}.png", nrow)]
+    module, classes = renderer.module, renderer.classes
+    if renderer.num_classes == 0 or renderer.single:  # a square grid, of one class if conditional
+        z = seeded_latents(module, cfg.num, cfg.seed)
+        c = None if classes is None else renderer.labels(classes * cfg.num)
+        nrow = cfg.nrow or math.ceil(math.sqrt(cfg.num))
+        name = f"grid-seed{cfg.seed}{class_suffix(classes, single=True)}.png"
+        said = None if classes is None else f"class {classes[0]} (every image)"
+        return [save_grid(renderer.batched(z, c), out / name, nrow, said)]
+    # one row per class (by default the rows of grid_classes(num, num_classes)); each column keeps
+    # one latent through the rows, so that it shows that latent in every class
+    rows = classes if classes is not None else row_classes(renderer.num_classes)
+    cols = cfg.nrow or max(cfg.num // len(rows), 1)
+    z = seeded_latents(module, cols, cfg.seed).repeat(len(rows), 1)
+    c = renderer.labels(torch.tensor(rows).repeat_interleave(cols))
+    name = f"grid-seed{cfg.seed}{class_suffix(rows)}.png"
+    return [save_grid(renderer.batched(z, c), out / name, cols, describe_rows(rows))]
 
 
 def interpolate(renderer: Renderer, cfg: DictConfig, out: Path) -> list[Path]:
     z = seeded_latents(renderer.module, cfg.keyframes, cfg.seed)
-    points = renderer.ws(z) if renderer.stylegan else z
+    paths = []
+    for label in renderer.walk_classes():
+        c = None if label is None else renderer.labels([label] * cfg.keyframes)
+        paths += walk(renderer, cfg, out, z, c, "" if label is None else f"-class{label}")
+    return paths
+
+
+def walk(
+    renderer: Renderer, cfg: DictConfig, out: Path, z: Tensor, c: Tensor | None, suffix: str
+) -> list[Path]:
+    """The walk through the keyframe latents ``z``, every frame of the label ``c[0]`` (or none)."""
+    points = renderer.ws(z, c) if renderer.stylegan else z
     frames = []
     for k in range(cfg.keyframes):
         a, b = points[k : k + 1], points[(k + 1) % cfg.keyframes : (k + 1) % cfg.keyframes + 1]
         for s in range(cfg.steps):
             t = s / cfg.steps
             p = torch.lerp(a, b, t) if renderer.stylegan else slerp(a, b, t)
-            frames.append(renderer.from_ws(p) if renderer.stylegan else renderer.module.G_ema(p))
+            frames.append(renderer.from_points(p, None if c is None else c[:1]))
     images = torch.cat(frames)
-    strip = save_grid(images, out / f"interpolate-seed{cfg.seed}.png", cfg.steps)
+    said = None if c is None else f"class {int(c[0])} (every frame)"
+    strip = save_grid(images, out / f"interpolate-seed{cfg.seed}{suffix}.png", cfg.steps, said)
     pictures = [
         Image.fromarray(to_uint8(f.float())[0].permute(1, 2, 0).squeeze(-1).cpu().numpy()) for f in frames
     ]
-    gif = out / f"interpolate-seed{cfg.seed}.gif"
+    gif = out / f"interpolate-seed{cfg.seed}{suffix}.gif"
     pictures[0].save(gif, save_all=True, append_images=pictures[1:], duration=round(1000 / cfg.fps), loop=0)
     return [strip, gif]
 
@@ -118,11 +207,15 @@ def mixed_layers(num_ws: int, mix: str) -> range:
 
 def style_mix(renderer: Renderer, cfg: DictConfig, out: Path) -> list[Path]:
     if not renderer.stylegan:
-        raise ConfigError(
-            f"mode=style_mix needs a StyleGAN checkpoint; {cfg.ckpt} is a {type(renderer.module).__name__}"
-        )
-    row_ws = renderer.ws(seeded_latents(renderer.module, cfg.rows, cfg.seed))
-    col_ws = renderer.ws(seeded_latents(renderer.module, cfg.cols, cfg.seed + 1))
+        generator = type(renderer.module.G_ema).__name__
+        raise ConfigError(f"mode=style_mix needs a StyleGAN checkpoint; {cfg.ckpt} has a {generator}")
+    labels = renderer.walk_classes()
+    row_c = col_c = None
+    if labels != [None]:
+        row_c = renderer.labels([labels[r % len(labels)] for r in range(cfg.rows)])
+        col_c = renderer.labels([labels[j % len(labels)] for j in range(cfg.cols)])
+    row_ws = renderer.ws(seeded_latents(renderer.module, cfg.rows, cfg.seed), row_c)
+    col_ws = renderer.ws(seeded_latents(renderer.module, cfg.cols, cfg.seed + 1), col_c)
     layers = list(mixed_layers(row_ws.shape[1], cfg.mix))
     row_images, col_images = renderer.from_ws(row_ws), renderer.from_ws(col_ws)
     blank = torch.ones_like(col_images[:1])  # white corner
@@ -131,7 +224,12 @@ def style_mix(renderer: Renderer, cfg: DictConfig, out: Path) -> list[Path]:
         mixed = col_ws.clone()
         mixed[:, layers] = row_ws[r : r + 1, layers]
         cells += [row_images[r : r + 1], renderer.from_ws(mixed)]
-    return [save_grid(torch.cat(cells), out / f"style_mix-{cfg.mix}-seed{cfg.seed}.png", cfg.cols + 1)]
+    suffix, said = "", None
+    if row_c is not None:
+        suffix = class_suffix(labels, single=len(labels) == 1)
+        said = f"row sources: classes {row_c.tolist()}, column sources: classes {col_c.tolist()}"
+    path = out / f"style_mix-{cfg.mix}-seed{cfg.seed}{suffix}.png"
+    return [save_grid(torch.cat(cells), path, cfg.cols + 1, said)]
 
 
 def generate(cfg: DictConfig) -> list[Path]:

@@ -5,6 +5,12 @@ resumed run keeps drawing the same faces/garments. Grids come from the EMA gener
 mode and are written as ``samples/iter_0001000.png`` (the iteration count, zero-padded), at
 iteration 0, every ``every_n_iters`` iterations and when training ends. Every logger that takes
 images (W&B, TensorBoard) gets each grid too, as ``samples``.
+
+A class-conditional module (``num_classes`` > 0) draws one row per class: its ``sample_c``
+buffer holds the labels row-major (``gan_lab.utils.classes.grid_classes``) and
+``sample_grid_cols`` the images per row, which then sets the grid's width (``nrow`` is for
+square grids of unconditional modules). The caption, the PNG's ``classes`` text chunk and the
+log say which class each row is.
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from PIL import Image, PngImagePlugin
 from pytorch_lightning.utilities import rank_zero_only
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from gan_lab.config import check_arguments
 from gan_lab.config.schema import SampleGridConfig
 from gan_lab.data.transforms import to_uint8
 from gan_lab.loggers import log_image
+from gan_lab.utils.classes import describe_rows, num_classes_of, rows_of
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +45,35 @@ class SampleGrid(pl.Callback):
         self.every_n_iters = every_n_iters
         self.nrow = nrow
         self._last_saved: int | None = None
+        self._told_rows = False
+
+    def layout(self, pl_module: Any, num_images: int) -> tuple[int, list[int] | None]:
+        """Images per row, and the class of each row (None: unconditional, a square grid)."""
+        cols = getattr(pl_module, "sample_grid_cols", None) if num_classes_of(pl_module) else None
+        if cols is None:
+            return self.nrow or math.ceil(math.sqrt(num_images)), None
+        return int(cols), rows_of(pl_module.sample_c.cpu(), int(cols))
 
     @rank_zero_only
     def save(self, trainer: pl.Trainer, pl_module: Any) -> Path:
         iteration = trainer.global_step
         images = pl_module.sample().float()
-        nrow = self.nrow or math.ceil(math.sqrt(images.shape[0]))
+        nrow, rows = self.layout(pl_module, images.shape[0])
         grid = make_grid(to_uint8(images).cpu(), nrow=nrow, padding=1)
+        picture = grid.permute(1, 2, 0).numpy()  # HWC uint8, what image loggers expect
         path = grid_file(self.dirpath, iteration)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(grid.float() / 255.0, path)
+        caption, info = f"iter {iteration}", None
+        if rows is not None:
+            caption = f"{caption} ({describe_rows(rows)})"
+            info = PngImagePlugin.PngInfo()
+            info.add_text("classes", describe_rows(rows))
+            if not self._told_rows:
+                log.info("sample grids have one row per class (%s)", describe_rows(rows))
+                self._told_rows = True
+        Image.fromarray(picture).save(path, pnginfo=info)
         self._last_saved = iteration
-        picture = grid.permute(1, 2, 0).numpy()  # HWC uint8, what image loggers expect
-        log_image(trainer, "samples", picture, step=iteration, caption=f"iter {iteration}")
+        log_image(trainer, "samples", picture, step=iteration, caption=caption)
         return path
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

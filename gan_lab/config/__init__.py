@@ -233,7 +233,17 @@ def _validate_script(cfg: DictConfig, schema: type[Schema], script: str) -> dict
     values = _resolved_mapping(cfg, "")
     values.pop("hydra", None)
     metrics = values.pop("metrics", None) if "metrics" in schema.__dataclass_fields__ else None
-    checked = check_node(values, schema, "", script)
+    # a key that is a Python keyword (``class``) is checked as its field and named as itself
+    keys = {name: key for key, name in getattr(schema, "KEYS", {}).items()}  # field -> key
+    fields = {key: name for name, key in keys.items()}
+    try:
+        checked = check_node({fields.get(k, k): v for k, v in values.items()}, schema, "", script)
+    except ConfigError as e:
+        name = next((n for n in keys if str(e).startswith((f"{n}=", f"{n} "))), None)
+        if name is None:
+            raise
+        raise ConfigError(keys[name] + str(e).removeprefix(name)) from None
+    checked = {keys.get(k, k): v for k, v in checked.items()}
     if metrics is not None:
         schema = schema_for("metrics", metrics) or _no_schema("metrics")
         checked["metrics"] = check_node(metrics, schema, "metrics.", "metrics")
@@ -245,8 +255,14 @@ def _no_schema(group: str) -> type[Schema]:
 
 
 def validate_generate(cfg: DictConfig) -> None:
-    """Check ``generate.py``'s config (``conf/generate.yaml``) before the checkpoint is loaded."""
-    _validate_script(cfg, GenerateConfig, "generate.py")
+    """Check ``generate.py``'s config (``conf/generate.yaml``) before the checkpoint is loaded
+    (what depends on the checkpoint, such as a class label's range, is checked once it is)."""
+    checked = _validate_script(cfg, GenerateConfig, "generate.py")
+    if checked.get("class") is not None and checked.get("classes") is not None:
+        raise ConfigError(
+            f"class={checked['class']} and classes={checked['classes']} are both given: choose one "
+            "(class=K: a grid of one class; classes=[K,...]: one row per class)"
+        )
 
 
 def validate_evaluate(cfg: DictConfig) -> None:

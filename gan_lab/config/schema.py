@@ -471,6 +471,18 @@ class GenerateConfig(Schema):
     seed: int = setting(0, SEED)
     num: int = setting(64, POSITIVE_INT)
     nrow: int | None = setting(None, optional(POSITIVE_INT))
+    # the config key ``class`` (a Python keyword, so no field name): read through KEYS
+    class_: int | None = setting(
+        None, optional(NON_NEGATIVE_INT), expected="a class label (an integer >= 0) or null"
+    )
+    classes: list[int] | None = setting(
+        None,
+        Rule(
+            lambda v: v is None or (len(v) > 0 and all(is_int(k) and k >= 0 for k in v)),
+            "a non-empty list of class labels (integers >= 0), e.g. [0,1,2], or null",
+        ),
+        expected="a list of class labels (integers >= 0), e.g. [0,1,2], or null",
+    )
     psi: float = setting(1.0, ANY_NUMBER, expected="a number (1 = no truncation)")
     cutoff: int | None = setting(None, optional(NON_NEGATIVE_INT))
     noise: str = setting("const", one_of(*NOISE))
@@ -482,6 +494,8 @@ class GenerateConfig(Schema):
     mix: str = setting("coarse", one_of(*MIXES))
     device: str = setting("auto", DEVICE)
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+    KEYS: ClassVar[dict[str, str]] = {"class": "class_"}  # config key -> field, for keywords
 
 
 @dataclass
