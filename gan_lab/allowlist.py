@@ -37,11 +37,10 @@ from gan_lab.errors import CheckpointError
 def _schema_targets() -> frozenset[str]:
     """The ``_target_`` of every typed schema (``gan_lab.config.schema``): the classes the lab's
     configs may name, each reviewed where its schema is written."""
-    from gan_lab.config.schema import ENTRIES, GROUPS, target_of
+    from gan_lab.config.schema import ENTRIES, GROUPS, NODES, target_of
 
-    return frozenset(
-        target_of(schema) for table in (*GROUPS.values(), *ENTRIES.values()) for schema in table.values()
-    )
+    tables = (*GROUPS.values(), *ENTRIES.values(), *NODES.values())
+    return frozenset(target_of(schema) for table in tables for schema in table.values())
 
 
 ALLOWED_TARGETS = _schema_targets()

@@ -8,14 +8,24 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_lab.callbacks.quality import QualityCallback
+from gan_lab.errors import ConfigError
 
 
 def build_module(cfg: DictConfig) -> pl.LightningModule:
-    """The LightningModule of ``cfg.model`` with the loss of ``cfg.loss`` and the augmentation of
-    ``cfg.augment``."""
+    """The LightningModule of ``cfg.model`` (its networks and optimizers are nodes of it) with the
+    loss of ``cfg.loss`` and the augmentation of ``cfg.augment``.
+
+    ``data.num_classes`` is the dataset's (``train.py`` sets it); left unset (null), an
+    unconditional config builds unconditional networks and a conditional one is refused."""
+    if OmegaConf.select(cfg, "data.num_classes") is None and "data" in cfg:
+        if OmegaConf.select(cfg, "data.conditional"):
+            raise ConfigError("data.conditional=true: data.num_classes must be read from the dataset first")
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            cfg.data.num_classes = 0
     augment = cfg.get("augment") or None
     return instantiate(cfg.model, loss=cfg.loss, augment=augment, _convert_="all")
 

@@ -139,10 +139,25 @@ def merge_overrides(stored: list[str], current: list[str]) -> list[str]:
     return list(merged.values())
 
 
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"generator.width": 8, ...}`` of a nested model config."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for k, v in node.items():
+        out |= _flat(v, f"{prefix}.{k}" if prefix else str(k))
+    return out
+
+
 def check_state_matches(
-    module: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path, key: str = "ckpt_path"
+    module: torch.nn.Module,
+    checkpoint: dict[str, Any],
+    path: str | Path,
+    key: str = "ckpt_path",
+    model_config: dict[str, Any] | None = None,
 ) -> None:
-    """Refuse to resume into networks of another shape, naming the model settings that changed."""
+    """Refuse to resume into networks of another shape, naming the model settings that changed
+    (``model_config``: the configured model node, resolved; else the module's hyperparameters)."""
     stored = checkpoint.get("state_dict", {})
     current = module.state_dict()
     mismatched = [
@@ -153,10 +168,12 @@ def check_state_matches(
     missing = sorted(set(current) ^ set(stored))
     if not mismatched and not missing:
         return
-    stored_model = (checkpoint.get(KEY, {}).get("config") or {}).get("model", {})
+    stored_model = _flat((checkpoint.get(KEY, {}).get("config") or {}).get("model", {}))
+    hparams = dict(getattr(module, "hparams", {}) or {})
+    current_model = _flat(model_config if model_config is not None else hparams)
     changed = [
         f"model.{k}: {stored_model[k]} -> {v}"
-        for k, v in (getattr(module, "hparams", {}) or {}).items()
+        for k, v in current_model.items()
         if k in stored_model and stored_model[k] != v
     ]
     detail = "; ".join(mismatched[:3] + [f"{k} only in one of them" for k in missing[:3]])

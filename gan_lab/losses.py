@@ -76,12 +76,10 @@ def lsgan_g_loss(fake_logits: Tensor) -> Tensor:
 class AdversarialLoss:
     """Interface of a GAN loss: the D loss of real and fake logits, and the G loss of fake logits.
 
-    ``n_critic`` is the number of D steps per G step (each on its own batch of reals);
     ``gradient_penalty`` is the weight of a penalty the module computes on interpolates (0: none).
     """
 
     name: str = "adversarial"
-    n_critic: int = 1
     gradient_penalty: float = 0.0
 
     def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -133,17 +131,17 @@ class LSGANLoss(AdversarialLoss):
 class WGANGPLoss(AdversarialLoss):
     """WGAN-GP (Gulrajani et al. 2017, algorithm 1): Wasserstein critic loss plus
     ``lambda * E[(||grad D(x_hat)||_2 - 1)^2]`` on random interpolates ``x_hat`` of reals and
-    fakes (``gradient_penalty_on_interpolates``), ``n_critic`` critic steps per generator step.
-    The paper's defaults: lambda 10, n_critic 5. The critic must not use batch norm (the penalty
-    is per sample): DCGAN's ``d_norm: auto`` drops it with this loss.
+    fakes (``gradient_penalty_on_interpolates``). The paper's defaults: lambda 10 and 5 critic
+    steps per generator step, which is loop configuration (``model.d_steps``, which
+    ``conf/loss/wgan_gp.yaml`` sets to 5). The critic must not use batch norm (the penalty is per
+    sample): DCGAN's discriminator config drops it with this loss.
     """
 
     name = "wgan_gp"
 
-    def __init__(self, gp_lambda: float = 10.0, n_critic: int = 5) -> None:
-        check_arguments(WGANGPConfig, "loss.", gp_lambda=gp_lambda, n_critic=n_critic)
+    def __init__(self, gp_lambda: float = 10.0) -> None:
+        check_arguments(WGANGPConfig, "loss.", gp_lambda=gp_lambda)
         self.gradient_penalty = float(gp_lambda)
-        self.n_critic = int(n_critic)
 
     def discriminator(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return wasserstein_d_loss(real_logits, fake_logits)
@@ -152,7 +150,7 @@ class WGANGPLoss(AdversarialLoss):
         return wasserstein_g_loss(fake_logits)
 
     def __repr__(self) -> str:
-        return f"WGANGPLoss(gp_lambda={self.gradient_penalty}, n_critic={self.n_critic})"
+        return f"WGANGPLoss(gp_lambda={self.gradient_penalty})"
 
 
 # ---------------------------------------------------------------------------- regularizers

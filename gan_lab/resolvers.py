@@ -87,6 +87,15 @@ def sg2_mbstd_group(batch_size: int) -> int:
     return min(batch_size, 4)
 
 
+def dcgan_d_norm(gp_lambda: Any) -> str:
+    """DCGAN's discriminator normalisation: the paper's batch norm, none with a gradient penalty
+    (WGAN-GP's penalty is per sample; batch norm couples the samples of a batch)."""
+    try:
+        return "none" if float(gp_lambda or 0) > 0 else "batch"
+    except (TypeError, ValueError):
+        return "batch"  # a bad loss.gp_lambda is reported by the loss's own check
+
+
 def ensure_dir(path: str) -> str:
     """The folder ``path``, created if missing (for files that need their folder before Hydra makes it,
     such as the Optuna study's SQLite database in the sweep folder)."""
@@ -122,6 +131,7 @@ RESOLVERS = {
     "sg2_channel_base": sg2_channel_base,
     "sg2_lr": sg2_lr,
     "sg2_mbstd_group": sg2_mbstd_group,
+    "dcgan_d_norm": dcgan_d_norm,
 }
 
 

@@ -180,11 +180,14 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()  # a missing dataset fails here, with how to get it
+    with open_dict(cfg):  # the networks' classes, from the dataset (stored resolved in checkpoints)
+        cfg.data.num_classes = datamodule.class_count()
     model = build_module(cfg)
-    datamodule.batches_per_iteration = model.loss.n_critic  # one real batch per D step
     if cfg.get("ckpt_path"):
         checkpoint = load_checkpoint(cfg.ckpt_path)
-        check_state_matches(model, checkpoint, cfg.ckpt_path)
+        check_state_matches(
+            model, checkpoint, cfg.ckpt_path, model_config=OmegaConf.to_container(cfg.model, resolve=True)
+        )
         check_not_finished(checkpoint, cfg, cfg.ckpt_path)
     quality = build_quality(cfg, datamodule)
     stopper = StopOnSignal()

@@ -150,7 +150,7 @@ def test_stored_output_locations_are_not_reapplied(lab_ckpt: Path, tmp_path: Pat
 
 def test_a_genuine_checkpoint_still_loads(lab_ckpt: Path) -> None:
     module, info = load_model(lab_ckpt)
-    assert info["iteration"] == 2 and type(module).__name__ == "DCGAN"
+    assert info["iteration"] == 2 and type(module).__name__ == "GANModule"
 
 
 def test_the_allowlist_covers_every_target_the_lab_configs_name() -> None:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
     [
         (["metrics=default", "metrics.features=nope"], "metrics.features='nope' is invalid"),
         (["data.split=nope"], "data.split='nope' is invalid"),
-        (["model.betas=0.5"], "model.betas=0.5 is invalid"),
+        (["model.optimizer_g.betas=0.5"], "model.optimizer_g.betas=0.5 is invalid"),
         (["augment=diffaug", "augment.policy=3"], "augment.policy=3 is invalid"),
     ],
 )
@@ -47,14 +47,17 @@ def test_unwritable_run_dir_is_one_line_and_exit_2(tmp_path: Path, fashion_root:
 
 
 def test_multirun_job_with_a_bad_value_is_refused(tmp_path: Path, fashion_root: Path) -> None:
-    done = run_train(tmp_path, fashion_root, "-m", "model.betas=0.5,[0.5,0.99]", "trainer.max_steps=1")
+    done = run_train(
+        tmp_path, fashion_root, "-m", "model.optimizer_g.betas=0.5,[0.5,0.99]", "trainer.max_steps=1"
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (sweep,) = tmp_path.glob("outputs/multiruns/*")
     with open(sweep / "summary.csv") as f:
         rows = {
-            "bad" if "model.betas=0.5" in r["overrides"].split() else "good": r for r in csv.DictReader(f)
+            "bad" if "model.optimizer_g.betas=0.5" in r["overrides"].split() else "good": r
+            for r in csv.DictReader(f)
         }
     refused = rows["bad"]
     assert refused["status"] == "refused" and math.isinf(float(refused["objective"]))
-    assert "model.betas=0.5 is invalid" in refused["error"]
+    assert "model.optimizer_g.betas=0.5 is invalid" in refused["error"]
     assert rows["good"]["status"] == "completed"

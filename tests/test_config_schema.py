@@ -20,7 +20,16 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan_lab.config import validate, validate_evaluate, validate_generate
 from gan_lab.config.guards import one_line_build_errors
-from gan_lab.config.schema import ENTRIES, GROUPS, EvaluateConfig, GenerateConfig, PathsConfig, TrainTopConfig
+from gan_lab.config.schema import (
+    ENTRIES,
+    GROUPS,
+    NODES,
+    EvaluateConfig,
+    GenerateConfig,
+    PathsConfig,
+    TrainTopConfig,
+    target_of,
+)
 from gan_lab.errors import ConfigError
 from gan_lab.train import CONFIG_DIR
 
@@ -37,6 +46,10 @@ OPTION_OVERRIDES: dict[str, list[str]] = {
     "logger/wandb": ["logger=wandb"],
     "logger/csv": ["logger=csv"],
     "logger/tensorboard": ["logger=tensorboard"],
+    # the other optimizers the schema lists, swapped in from the command line
+    "optimizer/adamw": ["model.optimizer_g._target_=torch.optim.AdamW"],
+    "optimizer/sgd": ["model.optimizer_g._target_=torch.optim.SGD", "~model.optimizer_g.betas"],
+    "optimizer/rmsprop": ["model.optimizer_g._target_=torch.optim.RMSprop", "~model.optimizer_g.betas"],
     "top": [],
 }
 _COMPOSED: dict[tuple[str, ...], DictConfig] = {}
@@ -87,12 +100,31 @@ def _node_keys(node: DictConfig, prefix: str) -> list[tuple[str, type]]:
     return [(f"{prefix}{k}", v) for k, v in node.items()]
 
 
+def _table_schema(table: dict[str, type], node: DictConfig) -> type:
+    return next(s for s in table.values() if target_of(s) == node._target_)
+
+
+def _keys_of(option: str, prefix: str, node: DictConfig, schema: type) -> list[tuple[str, str, type]]:
+    """(option, full key, type) of the keys of ``node``, descending into nodes of a table
+    (``model.generator``, ``model.optimizer_g``) by their own schemas."""
+    cases = []
+    for k in node:
+        if k == "_target_":
+            continue
+        table = schema.__dataclass_fields__[k].metadata.get("nodes")
+        if table is not None:
+            cases += _keys_of(option, f"{prefix}{k}.", node[k], _table_schema(table, node[k]))
+        else:
+            cases.append((option, f"{prefix}{k}", _fields(schema)[k]))
+    return cases
+
+
 def schema_cases() -> list[tuple[str, str, type]]:
     """(option, full key, type) of every user-facing key of every group option."""
     cases = []
     for option in OPTION_OVERRIDES:
         cfg = composed(*OPTION_OVERRIDES[option])
-        group = option.split("/")[0]
+        group = option.split("/")[0].replace("optimizer", "model")
         if group == "top":
             for key in cfg:
                 if key not in (*GROUPS, *ENTRIES, "paths", "hydra"):
@@ -110,7 +142,7 @@ def schema_cases() -> list[tuple[str, str, type]]:
                 for s in GROUPS[group].values()
                 if s.__dataclass_fields__["_target_"].default == cfg[group]._target_
             )
-            cases += [(option, f"{group}.{k}", _fields(schema)[k]) for k in cfg[group] if k != "_target_"]
+            cases += _keys_of(option, f"{group}.", cfg[group], schema)
     return cases
 
 
@@ -143,16 +175,23 @@ def test_every_user_facing_key_has_a_schema_field(option: str) -> None:
             assert entry._target_ == schema.__dataclass_fields__["_target_"].default
             assert set(entry) <= set(_fields(schema)), f"{group}.{name}: {set(entry) - set(_fields(schema))}"
         return
+    if group == "optimizer":
+        group = "model"
     targets = {s.__dataclass_fields__["_target_"].default: s for s in GROUPS[group].values()}
     schema = targets[cfg[group]._target_]
     missing = set(cfg[group]) - set(_fields(schema))
     assert not missing, f"{group} keys without a schema field: {missing}"
+    for key, f in schema.__dataclass_fields__.items():  # nodes inside: by their own schemas
+        if f.metadata.get("nodes") is not None:
+            inner = _table_schema(f.metadata["nodes"], cfg[group][key])
+            extra = set(cfg[group][key]) - set(_fields(inner))
+            assert not extra, f"{group}.{key} keys without a schema field: {extra}"
 
 
 @pytest.mark.parametrize(("name", "schema"), [("generate", GenerateConfig), ("evaluate", EvaluateConfig)])
 def test_tool_configs_have_schemas(name: str, schema: type) -> None:
     cfg = composed(config=name)
-    assert set(cfg) - {"hydra"} <= set(_fields(schema))
+    assert set(cfg) - {"hydra"} <= set(_fields(schema)) | set(getattr(schema, "KEYS", {}))
     validate = validate_generate if name == "generate" else validate_evaluate
     validate(task_config(cfg))
 
@@ -212,16 +251,33 @@ OUT_OF_RANGE = [
     ("data/celeba", "data.num_workers=-1"),
     ("data/celeba", "data.cache_verify=md5"),
     ("data/image_folder", "data.split=test"),
-    ("model/dcgan", "model.resolution=48"),
-    ("model/dcgan", "model.channels=4"),
-    ("model/dcgan", "model.z_dim=0"),
-    ("model/dcgan", "model.g_width=0"),
-    ("model/dcgan", "model.d_width=-1"),
-    ("model/dcgan", "model.max_width=0"),
-    ("model/dcgan", "model.d_norm=layer"),
-    ("model/dcgan", "model.lr_g=0"),
-    ("model/dcgan", "model.lr_d=-1e-4"),
-    ("model/dcgan", "model.betas=[0.5,1.5]"),
+    ("data/fashion_mnist", "data.num_classes=-1"),
+    ("data/fashion_mnist", "data.batches_per_iteration=0"),
+    ("model/dcgan", "model.generator.resolution=48"),
+    ("model/dcgan", "model.generator.channels=4"),
+    ("model/dcgan", "model.generator.num_classes=-1"),
+    ("model/dcgan", "model.generator.z_dim=0"),
+    ("model/dcgan", "model.generator.width=0"),
+    ("model/dcgan", "model.generator.max_width=0"),
+    ("model/dcgan", "model.generator.embed_dim=0"),
+    ("model/dcgan", "model.discriminator.resolution=12"),
+    ("model/dcgan", "model.discriminator.channels=2"),
+    ("model/dcgan", "model.discriminator.num_classes=-3"),
+    ("model/dcgan", "model.discriminator.width=-1"),
+    ("model/dcgan", "model.discriminator.max_width=0"),
+    ("model/dcgan", "model.discriminator.norm=layer"),
+    ("model/dcgan", "model.generator._target_=os.system"),
+    ("model/dcgan", "model.optimizer_g._target_=builtins.open"),
+    ("model/dcgan", "model.optimizer_g._partial_=false"),
+    ("model/dcgan", "model.optimizer_g.lr=0"),
+    ("model/dcgan", "model.optimizer_d.lr=-1e-4"),
+    ("model/dcgan", "model.optimizer_d.betas=[0.5,1.5]"),
+    ("model/dcgan", "model.optimizer_d.eps=0"),
+    ("model/dcgan", "+model.optimizer_d.weight_decay=-1"),
+    ("optimizer/adamw", "model.optimizer_g.weight_decay=-0.1"),
+    ("optimizer/sgd", "+model.optimizer_g.momentum=1"),
+    ("optimizer/rmsprop", "+model.optimizer_g.alpha=-1"),
+    ("model/dcgan", "model.d_steps=0"),
     ("model/dcgan", "model.ema_kimg=-1"),
     ("model/dcgan", "model.ema_rampup=0"),
     ("model/dcgan", "model.r1_gamma=-1"),
@@ -229,20 +285,23 @@ OUT_OF_RANGE = [
     ("model/dcgan", "model.d_reg_interval=0"),
     ("model/dcgan", "model.num_samples=0"),
     ("model/dcgan", "model.seed=-2"),
-    ("model/stylegan", "model.w_dim=0"),
-    ("model/stylegan", "model.map_layers=0"),
-    ("model/stylegan", "model.channel_base=0"),
-    ("model/stylegan", "model.channel_max=0"),
-    ("model/stylegan", "model.conv_clamp=0"),
-    ("model/stylegan", "model.mbstd_group=0"),
-    ("model/stylegan", "model.mbstd_channels=0"),
+    ("model/stylegan", "model.generator.w_dim=0"),
+    ("model/stylegan", "model.generator.map_layers=0"),
+    ("model/stylegan", "model.generator.channel_base=0"),
+    ("model/stylegan", "model.generator.channel_max=0"),
+    ("model/stylegan", "model.generator.conv_clamp=0"),
+    ("model/stylegan", "model.discriminator.channel_base=0"),
+    ("model/stylegan", "model.discriminator.channel_max=0"),
+    ("model/stylegan", "model.discriminator.conv_clamp=-1"),
+    ("model/stylegan", "model.discriminator.mbstd_group=0"),
+    ("model/stylegan", "model.discriminator.mbstd_channels=-1"),
+    ("model/stylegan", "+model.discriminator.cmap_dim=0"),
     ("model/stylegan", "model.style_mixing_prob=1.5"),
     ("model/stylegan", "model.pl_weight=-1"),
     ("model/stylegan", "model.pl_interval=0"),
     ("model/stylegan", "model.pl_decay=0"),
     ("model/stylegan", "model.pl_batch_shrink=0"),
     ("loss/wgan_gp", "loss.gp_lambda=-1"),
-    ("loss/wgan_gp", "loss.n_critic=0"),
     ("augment/diffaug", "augment.policy=[color,blur]"),
     ("augment/ada", "augment.target=1"),
     ("augment/ada", "augment.interval=0"),
@@ -285,6 +344,7 @@ OUT_OF_RANGE = [
     ("metrics/default", "metrics.kid_subsets=0"),
     ("metrics/default", "metrics.kid_subset_size=1"),
     ("metrics/default", "metrics.seed=-1"),
+    ("metrics/default", "metrics.per_class=maybe"),
     ("logger/wandb", "logger.wandb.log_model=sometimes"),
 ]
 
@@ -294,13 +354,23 @@ def test_every_rule_has_an_out_of_range_case() -> None:
     covered = {s.split("=")[0].lstrip("+") for _, s in OUT_OF_RANGE}
     type_only = {"sample_psi"}  # any number is allowed: only its type is checked
     missing = []
+
+    def check(schema: type, prefixes: list[str]) -> None:
+        for f in dataclasses.fields(schema):
+            keys = [f"{prefix}{f.name}" for prefix in prefixes]
+            if f.metadata.get("rule") and f.name not in ("_target_", *type_only) and not covered & set(keys):
+                missing.append(keys[0])
+
     for group, options in {**GROUPS, **ENTRIES}.items():
         for name, schema in options.items():
-            prefix = f"{group}." if group in GROUPS else f"{group}.{name}."
-            for f in dataclasses.fields(schema):
-                key = f"{prefix}{f.name}"
-                if f.metadata.get("rule") and f.name not in ("_target_", *type_only) and key not in covered:
-                    missing.append(key)
+            check(schema, [f"{group}." if group in GROUPS else f"{group}.{name}."])
+    roles = {
+        "networks": ["model.generator.", "model.discriminator."],
+        "optimizers": ["model.optimizer_g.", "model.optimizer_d."],
+    }
+    for table, schemas in NODES.items():
+        for schema in schemas.values():
+            check(schema, roles[table])
     assert not missing
 
 
@@ -314,8 +384,10 @@ def test_an_out_of_range_value_is_one_line_naming_the_key(option: str, setting: 
 
 
 def test_a_key_added_with_plus_is_refused(compose_cfg) -> None:
-    with pytest.raises(ConfigError, match=r"^model.lr_gg is not a setting of model=dcgan$"):
+    with pytest.raises(ConfigError, match=r"^model.lr_gg is not a setting of model=dcgan \(remove it: "):
         validate(compose_cfg("+model.lr_gg=1"))
+    with pytest.raises(ConfigError, match=r"^model.optimizer_d.betas is not a setting of torch.optim.SGD"):
+        validate(compose_cfg("model.optimizer_d._target_=torch.optim.SGD"))
 
 
 def test_an_unknown_trainer_argument_is_refused_but_a_lightning_one_passes(compose_cfg) -> None:
@@ -386,7 +458,7 @@ def test_constructors_use_the_same_rules() -> None:
     cases = [
         (lambda: DiffAugment("color,blur"), "augment.policy=['color', 'blur']"),
         (lambda: AdaptiveAugment(p=2), "augment.p=2"),
-        (lambda: WGANGPLoss(n_critic=0), "loss.n_critic=0"),
+        (lambda: WGANGPLoss(gp_lambda=-1), "loss.gp_lambda=-1"),
         (lambda: SampleGrid(".", every_n_iters=0), "callbacks.samples.every_n_iters=0"),
         (lambda: IterationLog(every_n_iters=0), "callbacks.iteration_log.every_n_iters=0"),
         (lambda: GANProgressBar(refresh_rate=-1), "callbacks.progress.refresh_rate=-1"),

@@ -59,7 +59,7 @@ def test_normalisation_layout() -> None:
     # G: batch norm after every transposed conv but the output one; D: none on input and output
     assert sum(isinstance(m, nn.BatchNorm2d) for m in g.modules()) == 3
     assert sum(isinstance(m, nn.BatchNorm2d) for m in d.modules()) == 2
-    assert isinstance(d.net[1], nn.LeakyReLU) and d.net[1].negative_slope == 0.2
+    assert isinstance(d.features[1], nn.LeakyReLU) and d.features[1].negative_slope == 0.2
     plain = DCGANDiscriminator(resolution=32, channels=1, width=8, norm="none")
     assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
     with pytest.raises(ValueError, match="norm='layer'"):

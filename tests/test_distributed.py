@@ -33,7 +33,7 @@ def test_stylegan_auto_values_use_the_global_batch_over_nodes(compose_cfg) -> No
     )
     assert cfg.model.r1_gamma == pytest.approx(0.0002 * 64**2 / 64)
     assert cfg.model.ema_kimg == pytest.approx(64 * 10 / 32)
-    assert cfg.model.mbstd_group == 4  # groups stay within a device's batch
+    assert cfg.model.discriminator.mbstd_group == 4  # groups stay within a device's batch
 
 
 def test_stylegan_auto_values_without_num_nodes(compose_cfg) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_lab.modules import DCGAN
+from gan_lab.modules import GANModule
 from gan_lab.train import build_module, run
 
 from .test_training import assert_same_training_state, state
@@ -34,7 +34,7 @@ def test_every_combination_trains(compose_cfg, tmp_path: Path, model: str, loss:
             f"loss={loss}",
             f"augment={augment}",
             *extra,
-            "loss.n_critic=2" if loss == "wgan_gp" else "seed=0",
+            "model.d_steps=2" if loss == "wgan_gp" else "seed=0",
             "trainer.max_steps=2",
             "trainer.log_every_n_steps=1",
             run_dir=out,
@@ -52,14 +52,14 @@ def test_every_combination_trains(compose_cfg, tmp_path: Path, model: str, loss:
     assert all(torch.isfinite(v).all() for v in final["state_dict"].values() if v.is_floating_point())
 
 
-def test_n_critic_steps_d_on_its_own_batches(compose_cfg, tmp_path: Path) -> None:
+def test_d_steps_step_d_on_its_own_batches(compose_cfg, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    run(compose_cfg("loss=wgan_gp", "loss.n_critic=3", "trainer.max_steps=4", run_dir=out))
+    run(compose_cfg("loss=wgan_gp", "model.d_steps=3", "trainer.max_steps=4", run_dir=out))
     last = state(out / "checkpoints" / "last.ckpt")
     d_steps, g_steps = (float(s["state"][0]["step"]) for s in last["optimizer_states"])
     assert (d_steps, g_steps) == (12.0, 4.0)
     assert last["images_seen"] == 4 * 3 * 16  # each critic step saw its own 16 reals
-    # WGAN-GP needs a per-sample critic: DCGAN's d_norm=auto dropped batch norm
+    # WGAN-GP needs a per-sample critic: DCGAN's discriminator config dropped batch norm
     assert not any(".running_mean" in k and k.startswith("D.") for k in last["state_dict"])
 
 
@@ -82,7 +82,7 @@ def test_r1_and_r2_are_lazy_and_logged(compose_cfg, tmp_path: Path) -> None:
 
 
 def test_lazy_d_regularization_corrects_adam(compose_cfg) -> None:
-    model: DCGAN = build_module(compose_cfg("model.r1_gamma=1.0", "model.d_reg_interval=4"))
+    model: GANModule = build_module(compose_cfg("model.r1_gamma=1.0", "model.d_reg_interval=4"))
     opt_d, opt_g = model.configure_optimizers()
     assert opt_d.defaults["lr"] == pytest.approx(2e-4 * 4 / 5)
     assert opt_d.defaults["betas"] == pytest.approx((0.5 ** (4 / 5), 0.999 ** (4 / 5)))

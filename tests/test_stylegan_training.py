@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from gan_lab.errors import CheckpointError
 from gan_lab.modules import StyleGAN
+from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
 from gan_lab.train import build_module, run
 
 from .test_training import assert_same_training_state, state
@@ -17,11 +19,13 @@ from .test_training import assert_same_training_state, state
 SG = "model=stylegan"
 
 
-def tiny_stylegan(**kwargs) -> StyleGAN:
-    defaults = dict(
-        resolution=32, channels=1, z_dim=16, w_dim=16, map_layers=2, channel_base=64, channel_max=8
-    )
-    return StyleGAN(**{**defaults, **kwargs})
+def tiny_stylegan(lr: float = 0.0025, num_classes: int = 0, **kwargs) -> StyleGAN:
+    """A small StyleGAN module built from Python, as a notebook user would."""
+    sizes = dict(resolution=32, channels=1, channel_base=64, channel_max=8, num_classes=num_classes)
+    G = StyleGANGenerator(z_dim=16, w_dim=16, map_layers=2, **sizes)
+    D = StyleGANDiscriminator(**sizes)
+    adam = functools.partial(torch.optim.Adam, lr=lr, betas=(0.0, 0.99), eps=1e-8)
+    return StyleGAN(G, D, adam, adam, **kwargs)
 
 
 def test_config_defaults_follow_stylegan2_ada_auto(compose_cfg) -> None:
@@ -29,8 +33,9 @@ def test_config_defaults_follow_stylegan2_ada_auto(compose_cfg) -> None:
     m = cfg.model
     assert m.r1_gamma == pytest.approx(0.0002 * 64**2 / 32)
     assert m.ema_kimg == pytest.approx(10.0)
-    assert (m.lr_g, m.lr_d, list(m.betas)) == (0.0025, 0.0025, [0.0, 0.99])
-    assert (m.mbstd_group, m.map_layers, m.style_mixing_prob) == (4, 2, 0.9)
+    assert (m.optimizer_g.lr, m.optimizer_d.lr, list(m.optimizer_g.betas)) == (0.0025, 0.0025, [0.0, 0.99])
+    assert list(m.optimizer_d.betas) == [0.0, 0.99] and m.optimizer_d.eps == 1e-8
+    assert (m.discriminator.mbstd_group, m.generator.map_layers, m.style_mixing_prob) == (4, 2, 0.9)
     assert (m.d_reg_interval, m.pl_interval, m.pl_weight, m.pl_decay, m.pl_batch_shrink) == (
         16,
         4,
@@ -39,13 +44,14 @@ def test_config_defaults_follow_stylegan2_ada_auto(compose_cfg) -> None:
         2,
     )
     big = compose_cfg(SG, "data.resolution=1024", "data.batch_size=4", "trainer.devices=8", bare=True).model
-    assert big.channel_base == 32768 and big.lr_g == 0.002
+    assert big.generator.channel_base == big.discriminator.channel_base == 32768
+    assert big.optimizer_g.lr == big.optimizer_d.lr == 0.002
     assert big.r1_gamma == pytest.approx(0.0002 * 1024**2 / 32)  # total batch 4 x 8 devices
-    assert big.mbstd_group == 4
+    assert big.discriminator.mbstd_group == 4
 
 
 def test_lazy_regularization_corrects_adam() -> None:
-    model = tiny_stylegan(r1_gamma=1.0, lr_g=0.0025, lr_d=0.0025)
+    model = tiny_stylegan(r1_gamma=1.0, lr=0.0025)
     opt_d, opt_g = model.configure_optimizers()
     c_d, c_g = 16 / 17, 4 / 5
     assert opt_d.defaults["lr"] == pytest.approx(0.0025 * c_d)
@@ -155,7 +161,7 @@ def test_bf16_mixed_precision_trains_without_nans(compose_cfg, tmp_path: Path) -
 def test_checkpoint_of_the_other_model_is_refused(compose_cfg, tmp_path: Path) -> None:
     out = tmp_path / "dcgan"
     run(compose_cfg("trainer.max_steps=1", run_dir=out))
-    with pytest.raises(CheckpointError, match="holds a DCGAN checkpoint, but this run's model is StyleGAN"):
+    with pytest.raises(CheckpointError, match="holds a GANModule checkpoint, but this run's model is StyleGAN"):
         run(compose_cfg(SG, f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", run_dir=tmp_path / "sg"))
 
 

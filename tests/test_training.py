@@ -13,7 +13,7 @@ import torch
 from gan_lab.callbacks.progress import GANProgressBar, format_speed
 from gan_lab.checkpoints import load_checkpoint
 from gan_lab.errors import CheckpointError
-from gan_lab.modules import DCGAN
+from gan_lab.modules import GANModule
 from gan_lab.train import build_module, run
 from gan_lab.utils.checkpoint_io import atomic_torch_save
 
@@ -37,7 +37,7 @@ def assert_same_training_state(a: dict, b: dict) -> None:
 def test_one_iteration_changes_both_networks_and_the_ema(compose_cfg) -> None:
     cfg = compose_cfg()
     torch.manual_seed(0)
-    model: DCGAN = build_module(cfg)
+    model: GANModule = build_module(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     trainer = pl.Trainer(
         max_steps=1,
@@ -107,8 +107,8 @@ def test_run_folder(compose_cfg, tmp_path: Path) -> None:
     assert (out / "samples" / "iter_0000004.png").is_file()
     assert (out / "csv" / "metrics.csv").is_file()
     meta = load_checkpoint(out / "checkpoints" / "last.ckpt")["gan_lab"]
-    assert meta["module"] == "DCGAN"
-    assert meta["config"]["model"]["g_width"] == 8
+    assert meta["module"] == "GANModule"
+    assert meta["config"]["model"]["generator"]["width"] == 8
     assert "debug=tiny" in meta["overrides"]  # the tests run debug=tiny: width-8 DCGAN
 
 
@@ -147,18 +147,22 @@ def test_resume_is_exact(compose_cfg, tmp_path: Path) -> None:
 
 def test_resume_reuses_the_runs_config(compose_cfg, tmp_path: Path) -> None:
     first, resumed = tmp_path / "first", tmp_path / "resumed"
-    run(compose_cfg("trainer.max_steps=3", "model.g_width=4", "model.z_dim=12", run_dir=first))
+    run(
+        compose_cfg(
+            "trainer.max_steps=3", "model.generator.width=4", "model.generator.z_dim=12", run_dir=first
+        )
+    )
     ckpt = first / "checkpoints" / "last.ckpt"
     # only ckpt_path (and the budget) given: networks of width 4 and z_dim 12 are rebuilt from it
     run(compose_cfg("trainer.max_steps=5", f"ckpt_path={ckpt}", run_dir=resumed, bare=True))
     final = state(resumed / "checkpoints" / "last.ckpt")
     assert final["global_step"] == 5
     assert final["state_dict"]["sample_z"].shape == (16, 12)
-    assert final["gan_lab"]["config"]["model"]["g_width"] == 4
+    assert final["gan_lab"]["config"]["model"]["generator"]["width"] == 4
     assert final["gan_lab"]["config"]["logger"].keys() == {"csv"}  # logger=csv came from the run too
     # an explicit architecture change on resume is refused with the setting that changed
-    with pytest.raises(CheckpointError, match=r"changed: model.g_width: 4 -> 8"):
-        run(compose_cfg(f"ckpt_path={ckpt}", "model.g_width=8", run_dir=tmp_path / "x", bare=True))
+    with pytest.raises(CheckpointError, match=r"changed: model.generator.width: 4 -> 8"):
+        run(compose_cfg(f"ckpt_path={ckpt}", "model.generator.width=8", run_dir=tmp_path / "x", bare=True))
 
 
 def test_bad_checkpoints_are_refused_before_training(compose_cfg, tmp_path: Path) -> None:
@@ -182,7 +186,9 @@ def test_checkpoint_of_another_model_is_refused(compose_cfg, tmp_path: Path) -> 
     other = state(out / "checkpoints" / "last.ckpt")
     other["gan_lab"]["module"] = "StyleGAN"
     torch.save(other, tmp_path / "other.ckpt")
-    with pytest.raises(CheckpointError, match="holds a StyleGAN checkpoint, but this run's model is DCGAN"):
+    with pytest.raises(
+        CheckpointError, match="holds a StyleGAN checkpoint, but this run's model is GANModule"
+    ):
         run(compose_cfg(f"ckpt_path={tmp_path / 'other.ckpt'}", run_dir=tmp_path / "again"))
     assert not (tmp_path / "again").exists()  # refused before anything was written
 

@@ -27,6 +27,7 @@ from gan_lab.config.schema import (
     MIN_RESOLUTION,
     OPTIONAL_GROUPS,
     EvaluateConfig,
+    GANConfig,
     GenerateConfig,
     PathsConfig,
     Schema,
@@ -131,7 +132,11 @@ def check_node(values: dict[str, Any], schema: type[Schema], prefix: str, where:
                 if accepted is None or key in accepted:
                     out[key] = value
                     continue
-            raise ConfigError(f"{full} is not a setting of {where}")
+            raise ConfigError(f"{full} is not a setting of {where} (remove it: ~{full})")
+        table = fields[key].metadata.get("nodes")
+        if table is not None:
+            out[key] = _check_table_node(value, table, full, where)
+            continue
         nested = _nested_schema(hints[key])
         if nested is not None and isinstance(value, dict):
             out[key] = check_node(value, nested, f"{full}.", where)
@@ -153,6 +158,20 @@ def check_node(values: dict[str, Any], schema: type[Schema], prefix: str, where:
         if name not in values and f.default == _MISSING:
             raise ConfigError(f"{prefix}{name} is required: {prefix}{name}={_expected(schema, name)}")
     return out
+
+
+def _check_table_node(value: Any, table: dict[str, type[Schema]], full: str, where: str) -> dict[str, Any]:
+    """A node inside a group node (``model.generator``, ``model.optimizer_g``): checked by the
+    schema of its ``_target_`` among ``table``'s; any other target is refused."""
+    if value == _MISSING:
+        raise ConfigError(f"{full} is required: {full}._target_=CLASS and its settings")
+    if not isinstance(value, dict) or "_target_" not in value:
+        raise ConfigError(f"{full}={value!r} is invalid: expected a node with a _target_")
+    schema = next((s for s in table.values() if target_of(s) == value["_target_"]), None)
+    if schema is None:
+        known = ", ".join(target_of(s) for s in table.values())
+        raise ConfigError(f"{full}._target_={value['_target_']!r} is invalid: expected one of {known}")
+    return check_node(value, schema, f"{full}.", value["_target_"])
 
 
 def schema_for(group: str, node: Any) -> type[Schema] | None:
@@ -194,6 +213,9 @@ def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` (one line) for the first bad value of a training config."""
     groups = ("data", "trainer", "model", "loss", "augment", "callbacks", "metrics", "logger")
     top = {str(k): _resolve(cfg, str(k), str(k)) for k in cfg if k not in (*groups, "paths")}
+    if OmegaConf.select(cfg, "model.d_steps", default=None) is not None:  # data follows it: name it first
+        d_steps = _resolve(cfg.model, "d_steps", "model.d_steps")
+        GANConfig.__dataclass_fields__["d_steps"].metadata["rule"].check("model.d_steps", d_steps)
     check_node(top, TrainTopConfig, "", "train.py")
     if "paths" in cfg:
         check_node(_resolved_mapping(cfg.paths, "paths."), PathsConfig, "paths.", "paths")
@@ -204,10 +226,10 @@ def validate(cfg: DictConfig) -> None:
 def _check_relations(c: dict[str, Any]) -> None:
     """Rules that relate keys of several groups (each group already checked on its own)."""
     model, data, loss = c["model"], c["data"], c["loss"]
-    group, batch = model.get("mbstd_group"), data["batch_size"]
+    group, batch = model["discriminator"].get("mbstd_group"), data["batch_size"]
     if is_int(group) and batch % min(group, batch):
         raise ConfigError(
-            f"data.batch_size={batch} is not divisible by model.mbstd_group={group} "
+            f"data.batch_size={batch} is not divisible by model.discriminator.mbstd_group={group} "
             "(the minibatch standard deviation layer splits each batch into groups of that size)"
         )
     if model.get("compile") is True:
@@ -219,6 +241,11 @@ def _check_relations(c: dict[str, Any]) -> None:
                 f"model.compile=true cannot be combined with {', '.join(double_backward)} > 0: those "
                 "penalties need double backward, which torch.compile does not support"
             )
+    if data.get("conditional") and not schema_for("data", data).CLASSES:
+        raise ConfigError(
+            f"data.conditional=true needs a dataset with classes, but {data['_target_'].rsplit('.', 1)[-1]} "
+            "has no class labels; train it unconditionally (data.conditional=false)"
+        )
     metrics = c["metrics"]
     if metrics is not None:
         splits = schema_for("data", data).SPLITS

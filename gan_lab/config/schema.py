@@ -39,7 +39,7 @@ from gan_lab.config.rules import (
 
 # choices the lab's classes share with the schema (one list each)
 DIFFAUG_POLICIES = ("color", "translation", "cutout")
-D_NORMS = ("auto", "batch", "none")
+D_NORMS = ("batch", "none")
 FEATURES = ("auto", "domain", "inception")
 MONITORS = ("fid", "kid")
 MNIST_SPLITS = ("train", "test")
@@ -53,9 +53,16 @@ CACHE_VERIFY = ("stat", "hash")
 MIN_RESOLUTION = 32
 
 
-def setting(default: Any = MISSING, rule: Rule | None = None, *, expected: str = "") -> Any:
-    """A schema field: its default (MISSING: required), its rule, and what a wrong type is told."""
-    metadata = {"rule": rule, "expected": expected or (rule.expected if rule else "")}
+def setting(
+    default: Any = MISSING,
+    rule: Rule | None = None,
+    *,
+    expected: str = "",
+    nodes: dict[str, type["Schema"]] | None = None,
+) -> Any:
+    """A schema field: its default (MISSING: required), its rule, and what a wrong type is told;
+    ``nodes``: the field holds a node checked by the schema of ``nodes`` with its ``_target_``."""
+    metadata = {"rule": rule, "expected": expected or (rule.expected if rule else ""), "nodes": nodes}
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -116,6 +123,9 @@ class TrainTopConfig(Schema):
 
 
 # ---------------------------------------------------------------------------- data
+FOLLOWS_D_STEPS = "a positive integer (it follows model.d_steps, the D steps per iteration)"
+
+
 @dataclass
 class DataConfig(Schema):
     _target_: str = setting()
@@ -123,12 +133,23 @@ class DataConfig(Schema):
     resolution: int = setting(MISSING, RESOLUTION)
     channels: int = setting(MISSING, CHANNELS)
     batch_size: int = setting(MISSING, POSITIVE_INT)
+    batches_per_iteration: int = setting(
+        1,
+        at_least(
+            1, integer=True, what="a positive integer (it follows model.d_steps: D steps per iteration)"
+        ),
+    )
+    conditional: bool = setting(False)
+    num_classes: int | None = setting(
+        None, optional(NON_NEGATIVE_INT), expected="null (train.py sets it from the dataset)"
+    )
     split: str = splits("train")
     seed: int = setting(0, SEED)
     shuffle: bool = setting(True)
     hflip: bool = setting(False)
 
     SPLITS: ClassVar[tuple[str, ...]] = FOLDER_SPLITS
+    CLASSES: ClassVar[bool] = True  # its labels are classes (data.conditional=true is possible)
 
 
 @dataclass
@@ -180,20 +201,134 @@ class CelebAConfig(FileDataConfig):
     download: bool = setting(True)
 
     SPLITS: ClassVar[tuple[str, ...]] = CELEBA_SPLITS
+    CLASSES: ClassVar[bool] = False  # identities and attributes, not classes
+
+
+# ---------------------------------------------------------------------------- networks, optimizers
+@dataclass
+class NetworkConfig(Schema):
+    """Settings every network node of ``model.generator`` / ``model.discriminator`` has."""
+
+    _target_: str = setting()
+    resolution: int = setting(MISSING, RESOLUTION)
+    channels: int = setting(MISSING, CHANNELS)
+    num_classes: int | None = setting(
+        None, optional(NON_NEGATIVE_INT), expected="a number of classes >= 0 (set from the dataset)"
+    )
+
+
+@dataclass
+class DCGANGeneratorConfig(NetworkConfig):
+    _target_: str = target("gan_lab.nn.dcgan.DCGANGenerator")
+    z_dim: int = setting(100, POSITIVE_INT)
+    width: int = setting(64, POSITIVE_INT)
+    max_width: int = setting(512, POSITIVE_INT)
+    embed_dim: int = setting(32, POSITIVE_INT)
+
+
+@dataclass
+class DCGANDiscriminatorConfig(NetworkConfig):
+    _target_: str = target("gan_lab.nn.dcgan.DCGANDiscriminator")
+    width: int = setting(64, POSITIVE_INT)
+    max_width: int = setting(512, POSITIVE_INT)
+    norm: str = setting("batch", one_of(*D_NORMS))
+
+
+@dataclass
+class StyleGANGeneratorConfig(NetworkConfig):
+    _target_: str = target("gan_lab.nn.stylegan.StyleGANGenerator")
+    z_dim: int = setting(512, POSITIVE_INT)
+    w_dim: int = setting(512, POSITIVE_INT)
+    map_layers: int = setting(2, POSITIVE_INT)
+    channel_base: int = setting(16384, POSITIVE_INT)
+    channel_max: int = setting(512, POSITIVE_INT)
+    conv_clamp: float | None = setting(256.0, optional(POSITIVE))
+
+
+@dataclass
+class StyleGANDiscriminatorConfig(NetworkConfig):
+    _target_: str = target("gan_lab.nn.stylegan.StyleGANDiscriminator")
+    channel_base: int = setting(16384, POSITIVE_INT)
+    channel_max: int = setting(512, POSITIVE_INT)
+    conv_clamp: float | None = setting(256.0, optional(POSITIVE))
+    mbstd_group: int = setting(4, POSITIVE_INT)
+    mbstd_channels: int = setting(1, NON_NEGATIVE_INT)
+    cmap_dim: int | None = setting(None, optional(POSITIVE_INT))
+
+
+@dataclass
+class OptimizerConfig(Schema):
+    """An optimizer node: ``_partial_: true`` (the module passes the parameters when it builds it).
+    ``OPEN``: the optimizer's other constructor arguments pass through (checked by its signature)."""
+
+    OPEN: ClassVar[bool] = True
+
+    _target_: str = setting()
+    _partial_: bool = setting(
+        True, one_of(True), expected="true (the module passes its network's parameters)"
+    )
+    lr: float = setting(MISSING, LR)
+    weight_decay: float = setting(0.0, NON_NEGATIVE)
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    _target_: str = target("torch.optim.Adam")
+    betas: list[float] = setting([0.9, 0.999], BETAS)
+    eps: float = setting(1e-8, POSITIVE)
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    _target_: str = target("torch.optim.AdamW")
+    weight_decay: float = setting(0.01, NON_NEGATIVE)
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    _target_: str = target("torch.optim.SGD")
+    momentum: float = setting(0.0, between(0, 1, "a number in [0, 1)", open_high=True))
+
+
+@dataclass
+class RMSpropConfig(OptimizerConfig):
+    _target_: str = target("torch.optim.RMSprop")
+    alpha: float = setting(0.99, between(0, 1, "a number in [0, 1)", open_high=True))
+    eps: float = setting(1e-8, POSITIVE)
+
+
+# nodes inside a group node, each chosen by its _target_ (a field's metadata names its table)
+NETWORKS: dict[str, type[Schema]] = {
+    "dcgan_generator": DCGANGeneratorConfig,
+    "dcgan_discriminator": DCGANDiscriminatorConfig,
+    "stylegan_generator": StyleGANGeneratorConfig,
+    "stylegan_discriminator": StyleGANDiscriminatorConfig,
+}
+OPTIMIZERS: dict[str, type[Schema]] = {
+    "adam": AdamConfig,
+    "adamw": AdamWConfig,
+    "sgd": SGDConfig,
+    "rmsprop": RMSpropConfig,
+}
+
+
+def node(table: dict[str, type[Schema]], what: str) -> Any:
+    """A required field holding a node whose schema is the one of ``table`` with its ``_target_``."""
+    return setting(MISSING, expected=f"{what} node with a _target_", nodes=table)
 
 
 # ---------------------------------------------------------------------------- model
 @dataclass
 class GANConfig(Schema):
-    """Settings of every GAN module (``gan_lab.modules.gan.GANModule``)."""
+    """Settings of the GAN loop (``gan_lab.modules.gan.GANModule``): the networks and optimizers
+    as nodes, the loop's own settings as keys."""
 
-    _target_: str = setting()
-    resolution: int = setting(MISSING, RESOLUTION)
-    channels: int = setting(MISSING, CHANNELS)
-    z_dim: int = setting(MISSING, POSITIVE_INT)
-    lr_g: float = setting(MISSING, LR)
-    lr_d: float = setting(MISSING, LR)
-    betas: list[float] = setting(MISSING, BETAS)
+    _target_: str = target("gan_lab.modules.GANModule")
+    generator: Any = node(NETWORKS, "a generator")
+    discriminator: Any = node(NETWORKS, "a discriminator")
+    optimizer_g: Any = node(OPTIMIZERS, "an optimizer")
+    optimizer_d: Any = node(OPTIMIZERS, "an optimizer")
+    d_steps: int = setting(1, POSITIVE_INT)
     ema_kimg: float = setting(10.0, EMA_KIMG)
     ema_rampup: float | None = setting(0.05, EMA_RAMPUP)
     r1_gamma: float = setting(0.0, PENALTY)
@@ -206,24 +341,8 @@ class GANConfig(Schema):
 
 
 @dataclass
-class DCGANConfig(GANConfig):
-    _target_: str = target("gan_lab.modules.DCGAN")
-    g_width: int = setting(64, POSITIVE_INT)
-    d_width: int = setting(64, POSITIVE_INT)
-    max_width: int = setting(512, POSITIVE_INT)
-    d_norm: str = setting("auto", one_of(*D_NORMS))
-
-
-@dataclass
 class StyleGANConfig(GANConfig):
     _target_: str = target("gan_lab.modules.StyleGAN")
-    w_dim: int = setting(512, POSITIVE_INT)
-    map_layers: int = setting(2, POSITIVE_INT)
-    channel_base: int = setting(16384, POSITIVE_INT)
-    channel_max: int = setting(512, POSITIVE_INT)
-    conv_clamp: float | None = setting(256.0, optional(POSITIVE))
-    mbstd_group: int = setting(4, POSITIVE_INT)
-    mbstd_channels: int = setting(1, POSITIVE_INT)
     style_mixing_prob: float = setting(0.9, PROBABILITY)
     pl_weight: float = setting(2.0, PENALTY)
     pl_interval: int = setting(4, POSITIVE_INT)
@@ -252,7 +371,6 @@ class LSGANConfig(Schema):
 class WGANGPConfig(Schema):
     _target_: str = target("gan_lab.losses.WGANGPLoss")
     gp_lambda: float = setting(10.0, NON_NEGATIVE)
-    n_critic: int = setting(5, POSITIVE_INT)
 
 
 @dataclass
@@ -411,6 +529,8 @@ class QualityConfig(Schema):
     cache_dir: str = setting("~/.cache/gan_lab")
     dirpath: str = setting(".")
     seed: int = setting(0, SEED)
+    # conditional models: also the intra-class FID (a second pass of fakes, one FID per class)
+    per_class: bool = setting(False, Rule(lambda v: isinstance(v, bool), "true or false"))
 
 
 # ---------------------------------------------------------------------------- loggers
@@ -520,7 +640,7 @@ GROUPS: dict[str, dict[str, type[Schema]]] = {
         "celeba": CelebAConfig,
         "image_folder": ImageFolderConfig,
     },
-    "model": {"dcgan": DCGANConfig, "stylegan": StyleGANConfig},
+    "model": {"dcgan": GANConfig, "stylegan": StyleGANConfig},
     "loss": {
         "nonsaturating": NonSaturatingConfig,
         "hinge": HingeConfig,
@@ -545,6 +665,8 @@ ENTRIES: dict[str, dict[str, type[Schema]]] = {
     "logger": {"wandb": WandbConfig, "csv": CSVConfig, "tensorboard": TensorBoardConfig},
 }
 OPTIONAL_GROUPS = ("augment", "metrics", "logger", "callbacks")  # `none` options set them to null
+# the tables of nodes inside group nodes (model.generator, model.optimizer_d, ...)
+NODES: dict[str, dict[str, type[Schema]]] = {"networks": NETWORKS, "optimizers": OPTIMIZERS}
 
 
 def target_of(schema: type[Schema]) -> str:
@@ -557,7 +679,7 @@ def register_schemas() -> None:
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    for group, options in {**GROUPS, **ENTRIES}.items():
+    for group, options in {**GROUPS, **ENTRIES, **NODES}.items():
         for name, schema in options.items():
             cs.store(group=f"schema/{group}", name=name, node=schema)
     cs.store(group="schema/paths", name="default", node=PathsConfig)

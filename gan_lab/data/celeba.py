@@ -30,6 +30,7 @@ SITE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
 
 
 class CelebADataModule(FileDataModule):
+    has_classes = False  # identities and attributes, not classes: no conditional training
     name = "celeba"
     splits = tuple(SPLITS)
 

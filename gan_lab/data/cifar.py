@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,8 +66,9 @@ class CIFAR10DataModule(ArrayDataModule):
         shuffle: bool = True,
         hflip: bool = False,
         download: bool = True,
+        **loop: Any,
     ) -> None:
-        super().__init__(root, resolution, channels, batch_size, split, seed, shuffle, hflip)
+        super().__init__(root, resolution, channels, batch_size, split, seed, shuffle, hflip, **loop)
         check_arguments(CIFAR10Config, "data.", split=split)
         self.download = bool(download)
 

@@ -124,6 +124,12 @@ class ImageDataModule(pl.LightningDataModule):
         seed: seeds the data order.
         shuffle: visit the data in a new random order each epoch.
         hflip: add left-right mirrored copies of every image (dataset x-flips).
+        batches_per_iteration: real batches served per iteration, one per D step
+            (``model.d_steps``, through the config's interpolation).
+        conditional: train class-conditionally: the model gets the dataset's classes
+            (``num_classes``); a dataset without classes is refused (``class_count``).
+        num_classes: what the config says of the classes (None: take them from the dataset;
+            ``train.py`` writes the number it found back into the run's config).
     """
 
     name = "images"
@@ -139,6 +145,9 @@ class ImageDataModule(pl.LightningDataModule):
         seed: int = 0,
         shuffle: bool = True,
         hflip: bool = False,
+        batches_per_iteration: int = 1,
+        conditional: bool = False,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         self.root = root
@@ -149,8 +158,10 @@ class ImageDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.shuffle = bool(shuffle)
         self.hflip = bool(hflip)
-        # D batches per training iteration (the loss's n_critic): the loader serves them together
-        self.batches_per_iteration = 1
+        # D batches per training iteration (model.d_steps): the loader serves them together
+        self.batches_per_iteration = int(batches_per_iteration)
+        self.conditional = bool(conditional)
+        self.configured_classes = num_classes
         self.dataset: BatchDataset | None = None
 
     def for_split(self, split: str) -> ImageDataModule:
@@ -164,6 +175,37 @@ class ImageDataModule(pl.LightningDataModule):
 
     def reset_prepared(self) -> None:
         """Forget what ``prepare_data`` found (for a copy that reads another split)."""
+
+    # -- classes
+    def dataset_classes(self) -> int:
+        """How many classes the dataset's labels name (0: it has no class labels); valid after
+        ``prepare_data``."""
+        return 0
+
+    @property
+    def num_classes(self) -> int:
+        """The classes a model of this data is conditioned on: the dataset's when
+        ``conditional``, else 0."""
+        return self.dataset_classes() if self.conditional else 0
+
+    def class_count(self) -> int:
+        """``num_classes``, after refusing a conditional run on data without classes (one line)."""
+        if not self.conditional:
+            return 0
+        found = self.dataset_classes()
+        if found < 2:
+            what = "no class labels" if found == 0 else "a single class"
+            hint = " (an image folder's classes are its top-level subfolders)" if found == 1 else ""
+            raise ConfigError(
+                f"data.conditional=true needs a dataset with classes, but {self.name} has {what}{hint}; "
+                "train it unconditionally (data.conditional=false)"
+            )
+        if self.configured_classes is not None and self.configured_classes != found:
+            raise ConfigError(
+                f"data.num_classes={self.configured_classes} does not match the {found} classes of "
+                f"{self.name} (leave it null: it is read from the dataset)"
+            )
+        return found
 
     # -- for subclasses
     def build_dataset(self) -> BatchDataset:
@@ -238,6 +280,11 @@ class ImageDataModule(pl.LightningDataModule):
 class ArrayDataModule(ImageDataModule):
     """Datasets stored as arrays (IDX, CIFAR batches): decoded into memory at their native size;
     ``resize`` brings batches to the training resolution on the device."""
+
+    labelled_classes = 10  # MNIST, Fashion-MNIST, CIFAR-10
+
+    def dataset_classes(self) -> int:
+        return self.labelled_classes
 
     def load(self) -> Batch:
         """Decode the split into a uint8 ``(N, C, H, W)`` tensor and int64 labels."""

@@ -217,8 +217,9 @@ class FileDataModule(ImageDataModule):
         cache_dir: str = "~/.cache/gan_lab/datasets",
         num_workers: int | None = None,
         cache_verify: str = "stat",
+        **loop: Any,
     ) -> None:
-        super().__init__(root, resolution, channels, batch_size, split, seed, shuffle, hflip)
+        super().__init__(root, resolution, channels, batch_size, split, seed, shuffle, hflip, **loop)
         check_arguments(FileDataConfig, "data.", in_memory=in_memory, cache_verify=cache_verify)
         self.in_memory = in_memory
         self.cache_verify = cache_verify
@@ -230,6 +231,13 @@ class FileDataModule(ImageDataModule):
 
     def reset_prepared(self) -> None:
         self._prepared = None
+
+    has_classes = True  # the labels of list_files are classes (CelebA's are not)
+
+    def dataset_classes(self) -> int:
+        self.prepare_data()
+        assert self._prepared is not None
+        return int(self._prepared["classes"])
 
     # -- for subclasses
     def list_files(self) -> tuple[list[str], list[int]]:
@@ -291,7 +299,11 @@ class FileDataModule(ImageDataModule):
 
             # once per job: the other ranks (torchrun, SLURM) wait for the cache, then use it
             compute_once(path, decode_and_save, f"the {self.name}/{self.split} decode cache")
-        self._prepared = {"path": path, "total": len(files)}
+        self._prepared = {
+            "path": path,
+            "total": len(files),
+            "classes": len(set(labels)) if self.has_classes else 0,
+        }
 
     def build_dataset(self) -> BatchDataset:
         self.prepare_data()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -77,8 +78,9 @@ class IdxDataModule(ArrayDataModule):
         hflip: bool = False,
         search_dirs: list[str] | tuple[str, ...] = (),
         download: bool = True,
+        **loop: Any,
     ) -> None:
-        super().__init__(root, resolution, channels, batch_size, split, seed, shuffle, hflip)
+        super().__init__(root, resolution, channels, batch_size, split, seed, shuffle, hflip, **loop)
         check_arguments(MNISTConfig, "data.", split=split)
         self.search_dirs = [Path(d).expanduser() for d in search_dirs]
         self.download = bool(download)

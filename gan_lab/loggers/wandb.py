@@ -7,7 +7,7 @@
 * **Name and group** (``identify_run``): in a multirun, ``group`` is the sweep (its folder's name,
   or ``logger.wandb.group`` when set) and ``name`` is ``run_name`` followed by the job's own
   overrides (the swept keys of the multirun, or the parameters an Optuna trial sampled), e.g.
-  ``dcgan_fashion_mnist loss=hinge model.lr_d=0.0001``. They are written into the config, so the
+  ``dcgan_fashion_mnist loss=hinge model.optimizer_d.lr=0.0001``. They are written into the config, so the
   checkpoint, ``.hydra/config.yaml`` and the W&B config all say them.
 * **Summaries and axes** (``LabWandbLogger.log_metrics``): ``val/fid_*`` and ``val/kid_*`` are
   summarised by their minimum (what sweeps rank) and charted against ``progress/kimg``; every row

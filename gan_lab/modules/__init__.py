@@ -1,7 +1,8 @@
-"""LightningModules: the GAN base with the adversarial loop, and one module per architecture."""
+"""LightningModules, one per training algorithm: ``GANModule`` (the adversarial loop, e.g. for
+DCGAN's networks) and ``StyleGAN`` (StyleGAN2's phase schedule on that loop). The networks and
+optimizers are arguments, built from the config (``model.generator``, ``model.optimizer_g``...)."""
 
-from gan_lab.modules.dcgan import DCGAN
 from gan_lab.modules.gan import GANModule
 from gan_lab.modules.stylegan import StyleGAN
 
-__all__ = ["DCGAN", "GANModule", "StyleGAN"]
+__all__ = ["GANModule", "StyleGAN"]

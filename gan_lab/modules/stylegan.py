@@ -18,39 +18,34 @@ ws from a second latent from a random layer ``cutoff`` in [1, num_ws) on.
 
 from __future__ import annotations
 
+import functools
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from gan_lab.augment import Augment
 from gan_lab.config import check_arguments
 from gan_lab.config.schema import StyleGANConfig
-from gan_lab.losses import AdversarialLoss, NonSaturatingLoss, path_lengths
-from gan_lab.modules.gan import GANModule, LossAndLogs
-from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
+from gan_lab.losses import AdversarialLoss, path_lengths
+from gan_lab.modules.gan import GANModule, LossAndLogs, OptimizerFactory
 
 
 class StyleGAN(GANModule):
-    """StyleGAN2 (config F networks, StyleGAN2-ADA training details). See ``conf/model/stylegan.yaml``."""
+    """StyleGAN2's training schedule on the GAN loop. The networks (``model.generator``,
+    ``model.discriminator``: ``gan_lab.nn.stylegan``) and optimizers come from the config; see
+    ``conf/model/stylegan.yaml`` for StyleGAN2-ADA's settings."""
 
     generator_first = True
 
     def __init__(
         self,
-        resolution: int = 256,
-        channels: int = 3,
-        z_dim: int = 512,
-        w_dim: int = 512,
-        map_layers: int = 8,
-        channel_base: int = 16384,
-        channel_max: int = 512,
-        conv_clamp: float | None = 256,
-        mbstd_group: int = 4,
-        mbstd_channels: int = 1,
-        style_mixing_prob: float = 0.9,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        optimizer_g: OptimizerFactory | None = None,
+        optimizer_d: OptimizerFactory | None = None,
         loss: AdversarialLoss | None = None,
-        lr_g: float = 0.0025,
-        lr_d: float = 0.0025,
-        betas: tuple[float, float] | list[float] = (0.0, 0.99),
+        d_steps: int = 1,
+        style_mixing_prob: float = 0.9,
         r1_gamma: float = 10.0,
         r2_gamma: float = 0.0,
         d_reg_interval: int = 16,
@@ -74,19 +69,14 @@ class StyleGAN(GANModule):
             pl_interval=pl_interval,
             pl_batch_shrink=pl_batch_shrink,
         )
-        generator = StyleGANGenerator(
-            resolution, channels, z_dim, w_dim, map_layers, channel_base, channel_max, conv_clamp
-        )
-        discriminator = StyleGANDiscriminator(
-            resolution, channels, channel_base, channel_max, mbstd_group, mbstd_channels, conv_clamp
-        )
+        adam = functools.partial(torch.optim.Adam, lr=0.0025, betas=(0.0, 0.99), eps=1e-8)
         super().__init__(
             generator,
             discriminator,
-            loss if loss is not None else NonSaturatingLoss(),
-            lr_g=lr_g,
-            lr_d=lr_d,
-            betas=betas,
+            optimizer_g if optimizer_g is not None else adam,
+            optimizer_d if optimizer_d is not None else adam,
+            loss,
+            d_steps=d_steps,
             ema_kimg=ema_kimg,
             ema_rampup=ema_rampup,
             r1_gamma=r1_gamma,
@@ -98,7 +88,6 @@ class StyleGAN(GANModule):
             channels_last=channels_last,
             compile=compile,
         )
-        self.save_hyperparameters(ignore=["loss", "augment"], logger=False)  # the run logs its Hydra config
         self.style_mixing_prob = float(style_mixing_prob)
         self.pl_weight, self.pl_interval = float(pl_weight), int(pl_interval)
         self.pl_decay, self.pl_batch_shrink = float(pl_decay), int(pl_batch_shrink)
@@ -106,12 +95,12 @@ class StyleGAN(GANModule):
         self.register_buffer("pl_mean", torch.zeros([]))
 
     # ------------------------------------------------------------------ generation
-    def mixed_ws(self, z: Tensor) -> Tensor:
+    def mixed_ws(self, z: Tensor, c: Tensor | None = None) -> Tensor:
         """ws of the trained mapping with style mixing; one random cutoff per batch (StyleGAN2-ADA).
 
         Written with masks instead of indexing by a random tensor, so it never synchronises a GPU.
         """
-        ws = self.G.mapping(z)
+        ws = self.G.mapping(z, c)
         if self.style_mixing_prob <= 0:
             return ws
         num_ws = ws.shape[1]
@@ -119,34 +108,37 @@ class StyleGAN(GANModule):
         mix = torch.rand((), generator=self.rng, device=z.device) < self.style_mixing_prob
         cutoff = torch.where(mix, cutoff, torch.full_like(cutoff, num_ws))
         z2 = torch.randn(z.shape, generator=self.rng, device=z.device, dtype=z.dtype)
-        ws2 = self.G.mapping(z2, update_w_avg=False)
+        ws2 = self.G.mapping(z2, c, update_w_avg=False)
         later = (torch.arange(num_ws, device=z.device) >= cutoff).view(1, -1, 1)
         return torch.where(later, ws2, ws)
 
-    def generate(self, z: Tensor) -> Tensor:
-        return self.G.synthesis(self.mixed_ws(z), noise_mode="random", rng=self.rng)
+    def generate(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        return self.G.synthesis(self.mixed_ws(z, c), noise_mode="random", rng=self.rng)
 
     @torch.no_grad()
-    def sample(self, z: Tensor | None = None, truncation_psi: float | None = None) -> Tensor:
+    def sample(
+        self, z: Tensor | None = None, c: Tensor | None = None, truncation_psi: float | None = None
+    ) -> Tensor:
         """EMA generator with constant noise (reproducible grids) and truncation ``sample_psi``."""
-        z = self.sample_z if z is None else z.to(self.device)
+        z, c = self.sample_inputs(z, c)
         psi = self.sample_psi if truncation_psi is None else truncation_psi
-        return self.G_ema(z, truncation_psi=psi, noise_mode="const")
+        return self.G_ema(z, c, truncation_psi=psi, noise_mode="const")
 
     @torch.no_grad()
-    def metric_samples(self, z: Tensor, rng: torch.Generator) -> Tensor:
+    def metric_samples(self, z: Tensor, c: Tensor | None, rng: torch.Generator) -> Tensor:
         """EMA generator, no truncation, fresh noise: the images FID and KID judge (StyleGAN2-ADA)."""
-        return self.G_ema(z, truncation_psi=1.0, noise_mode="random", rng=rng)
+        c = c if self.conditional else None
+        return self.G_ema(z, c, truncation_psi=1.0, noise_mode="random", rng=rng)
 
     # ------------------------------------------------------------------ regularization
     @property
     def g_reg_interval(self) -> int | None:
         return self.pl_interval if self.pl_weight > 0 else None
 
-    def generator_regularization(self, batch_size: int) -> LossAndLogs:
+    def generator_regularization(self, batch_size: int, c: Tensor | None = None) -> LossAndLogs:
         """Path-length regularization (StyleGAN2, section 3.2), lazy and on a shrunk batch."""
         n = max(batch_size // self.pl_batch_shrink, 1)
-        ws = self.mixed_ws(self.draw_latents(n, self.rng))
+        ws = self.mixed_ws(self.draw_latents(n, self.rng), None if c is None else c[:n])
         images = self.G.synthesis(ws, noise_mode="random", rng=self.rng)
         noise = torch.randn(images.shape, generator=self.rng, device=images.device, dtype=torch.float32)
         lengths = path_lengths(images, ws, noise.to(images.dtype), self.grad_scale())

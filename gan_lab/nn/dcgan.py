@@ -10,6 +10,16 @@ The paper's guidelines, as built here:
 * ReLU in the generator with tanh at the output; LeakyReLU (slope 0.2) in the discriminator;
 * weights drawn from N(0, 0.02) (batch-norm scales from N(1, 0.02)), biases zero.
 
+Class-conditional variants (``num_classes > 0``):
+
+* generator: a learned class embedding ``e(y)`` of ``embed_dim`` values is concatenated with
+  ``z`` (Mirza & Osindero 2014, "Conditional Generative Adversarial Nets"; the concatenation
+  form of conditioning), so the first transposed convolution maps ``[z, e(y)]``;
+* discriminator: a projection discriminator (Miyato & Koyama 2018, "cGANs with Projection
+  Discriminator", eq. 3): ``D(x, y) = psi(phi(x)) + <v_y, sum_hw phi(x)>``, where ``phi(x)`` is
+  the 4x4 feature map before the output convolution, ``psi`` the unconditional output layer
+  and ``v_y`` a learned embedding of the class (one vector of the 4x4 width per class).
+
 The 64x64 network of the paper generalises to any power-of-two resolution ``R >= 32``: the
 generator projects ``z`` to a 4x4 map and doubles the side ``log2(R) - 2`` times. The width at
 side ``s`` (for the hidden maps, ``4 <= s <= R/2``) is
@@ -26,6 +36,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import torch
 from torch import Tensor, nn
 
 MIN_RESOLUTION = 32
@@ -49,6 +60,22 @@ def hidden_widths(resolution: int, width: int, max_width: int) -> list[int]:
     return [min(width * (resolution // 2) // side, max_width) for side in sides]
 
 
+def check_labels(c: Tensor | None, num_classes: int, who: str) -> Tensor | None:
+    """``c`` as int64 labels in ``[0, num_classes)`` for a conditional network (None: unconditional).
+
+    A conditional network needs a label per sample; an unconditional one ignores ``c``."""
+    if num_classes == 0:
+        return None
+    if c is None:
+        raise ValueError(f"{who} is class-conditional ({num_classes} classes): pass the labels c")
+    if c.dtype.is_floating_point or c.ndim != 1:
+        raise ValueError(f"{who}: c must be int64 class labels of shape (N,), got {c.dtype} {tuple(c.shape)}")
+    # the range check reads the labels back, so only on the CPU (no device sync in training)
+    if c.device.type == "cpu" and c.numel() and (int(c.min()) < 0 or int(c.max()) >= num_classes):
+        raise ValueError(f"{who}: class labels must be in [0, {num_classes - 1}], got {c.min()}..{c.max()}")
+    return c.long()
+
+
 def init_dcgan_weights(module: nn.Module) -> None:
     """DCGAN initialisation: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02), biases 0."""
     for m in module.modules():
@@ -59,14 +86,16 @@ def init_dcgan_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 1.0)
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, z_dim) -> image (B, channels, R, R) in [-1, 1].
+    """(z (B, z_dim), labels c (B,) or None) -> image (B, channels, R, R) in [-1, 1].
 
-    Layers: ConvT(z_dim -> C(4), k4 s1 p0) maps the latent, seen as a 1x1 map, to 4x4; then for
-    each side doubling ConvT(k4 s2 p1) + BN + ReLU; the last ConvT(k4 s2 p1) goes to the image
-    channels, followed by tanh.
+    Layers: ConvT(z_dim [+ embed_dim] -> C(4), k4 s1 p0) maps the latent (with the class
+    embedding when conditional), seen as a 1x1 map, to 4x4; then for each side doubling
+    ConvT(k4 s2 p1) + BN + ReLU; the last ConvT(k4 s2 p1) goes to the image channels, then tanh.
     """
 
     def __init__(
@@ -76,17 +105,24 @@ class DCGANGenerator(nn.Module):
         channels: int = 3,
         width: int = 64,
         max_width: int = 512,
+        num_classes: int = 0,
+        embed_dim: int = 32,
     ) -> None:
         super().__init__()
         if z_dim < 1 or channels < 1:
             raise ValueError(f"z_dim and channels must be positive, got z_dim={z_dim}, channels={channels}")
+        if num_classes < 0 or embed_dim < 1:
+            raise ValueError(f"num_classes must be >= 0 and embed_dim >= 1, got {num_classes}, {embed_dim}")
         self.z_dim = z_dim
         self.resolution = resolution
         self.channels = channels
+        self.num_classes = int(num_classes)
         widths = hidden_widths(resolution, width, max_width)
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes else None
+        in_features = z_dim + (embed_dim if num_classes else 0)
 
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(in_features, widths[0], 4, 1, 0, bias=False),
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(inplace=True),
         ]
@@ -100,12 +136,15 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
         init_dcgan_weights(self)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z.view(z.shape[0], self.z_dim, 1, 1))
+    def forward(self, z: Tensor, c: Tensor | None = None) -> Tensor:
+        c = check_labels(c, self.num_classes, "DCGANGenerator")
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(c).to(z.dtype)], dim=1)
+        return self.net(z.view(z.shape[0], z.shape[1], 1, 1))
 
 
 class DCGANDiscriminator(nn.Module):
-    """image (B, channels, R, R) -> one real/fake logit per image, shape (B,).
+    """(image (B, channels, R, R), labels c (B,) or None) -> one real/fake logit per image, (B,).
 
     Layers: Conv(channels -> C(R/2), k4 s2 p1) + LeakyReLU(0.2) (no normalisation on the input
     layer); for each further halving Conv(k4 s2 p1) + norm + LeakyReLU(0.2) down to 4x4; then
@@ -114,6 +153,8 @@ class DCGANDiscriminator(nn.Module):
 
     ``norm="batch"`` is the paper's choice; ``norm="none"`` drops it, which gradient-penalty losses
     need (the penalty is defined per sample, and batch norm couples the samples of a batch).
+
+    ``num_classes > 0`` adds the projection term (module docstring) to the logit.
     """
 
     NORMS = ("batch", "none")
@@ -125,12 +166,16 @@ class DCGANDiscriminator(nn.Module):
         width: int = 64,
         max_width: int = 512,
         norm: str = "batch",
+        num_classes: int = 0,
     ) -> None:
         super().__init__()
         if norm not in self.NORMS:
             raise ValueError(f"norm={norm!r} is not one of {self.NORMS}")
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
         self.resolution = resolution
         self.channels = channels
+        self.num_classes = int(num_classes)
         widths = hidden_widths(resolution, width, max_width)[::-1]  # sides R/2 ... 4
 
         layers: list[nn.Module] = [
@@ -142,12 +187,25 @@ class DCGANDiscriminator(nn.Module):
             if norm == "batch":
                 layers.append(nn.BatchNorm2d(c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
-        layers.append(nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=True))
-        self.net = nn.Sequential(*layers)
+        self.features = nn.Sequential(*layers)  # phi(x): the 4x4 map
+        self.out = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=True)  # psi
+        self.embed = nn.Embedding(num_classes, widths[-1]) if num_classes else None  # v_y
         init_dcgan_weights(self)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x).flatten()
+    def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
+        c = check_labels(c, self.num_classes, "DCGANDiscriminator")
+        h = self.features(x)
+        logits = self.out(h).flatten()
+        if self.embed is not None:  # projection: <v_y, sum_hw phi(x)>
+            logits = logits + (self.embed(c).to(h.dtype) * h.sum(dim=(2, 3))).sum(dim=1)
+        return logits
 
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "check_resolution", "hidden_widths", "init_dcgan_weights"]
+__all__ = [
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "check_labels",
+    "check_resolution",
+    "hidden_widths",
+    "init_dcgan_weights",
+]
