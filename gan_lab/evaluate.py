@@ -4,6 +4,10 @@ The model is rebuilt from the config stored in the checkpoint and loaded with ``
 the dataset is the one it was trained on (``data_root=DIR`` if it moved); the metrics follow
 ``conf/metrics/`` (``metrics.features=inception metrics.num_fake=50000 ...``). The scores are
 printed and written with their protocol to ``scores.json`` in the evaluation's folder.
+
+A conditional checkpoint is scored as in training: fakes asked for labels balanced to the real
+label distribution, ``class_acc`` with the domain features, and the intra-class FID with
+``metrics.per_class=true`` (``gan_lab/metrics/evaluator.py``).
 """
 
 from __future__ import annotations
@@ -73,6 +77,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         + (f"   (floor, test vs train: {floor:.4f})" if floor else "")
     )
     print(f"kid_{name:<9} {record[f'kid_{name}']:.6f} +- {record[f'kid_{name}_std']:.6f}")
+    intra = record.get(f"fid_{name}_intra")
+    if intra is not None:
+        per_class = " ".join("-" if v is None else f"{v:.2f}" for v in record[f"fid_{name}_class"])
+        print(f"intra-FID    {intra:.4f}   (per class: {per_class})")
+    if record.get("class_acc") is not None:
+        real = record.get("real_class_acc")
+        reference = f"   (the classifier on the reals: {real:.4f})" if real is not None else ""
+        print(f"class_acc    {record['class_acc']:.4f}{reference}")
+    if record.get("conditional"):
+        print(f"labels       {record['num_classes']} classes, {record['fake_labels']}")
     print(
         f"protocol     {record['num_fake']} fakes vs {record['num_real']} {record['split']} reals, "
         f"{record['resolution']} px, {record['resize']}, weights sha256 {record['weights_sha256'][:12]}"

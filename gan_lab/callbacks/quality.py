@@ -12,6 +12,17 @@ of ``num_real`` real images (``gan_lab/metrics/quality.py``). Each score is
 * drawn in ``metrics/<metric>.png`` against kimg (also sent, as ``metrics/<metric>``, to every
   logger that takes images: W&B, TensorBoard).
 
+A conditional model (``num_classes > 0``) is scored with fakes whose labels follow the real
+labels' histogram (``gan_lab/metrics/evaluator.py``); its records say so in their protocol
+(``conditional``, ``fake_labels``, ``per_class``) and add
+
+* ``val/class_acc`` (domain features only: the fraction of fakes the dataset's classifier puts
+  in the class they were asked for; not logged with Inception features, which have no
+  classifier of the dataset's classes), with ``real_class_acc``, the classifier's accuracy on
+  the reals, in the record;
+* with ``metrics.per_class=true``, ``val/fid_<features>_intra``: the mean over classes of the
+  intra-class FID, the per-class values as ``fid_<features>_class`` in the record.
+
 The checkpoint with the best score of ``monitor`` is kept as ``checkpoints/best.ckpt``; the best
 value, its iteration and the history are part of this callback's checkpoint state, so a resumed
 run keeps comparing against them.
@@ -114,12 +125,21 @@ class QualityCallback(pl.Callback):
         }
         if floor is not None:
             values[f"val/fid_{features}_floor"] = floor
+        if record.get("class_acc") is not None:
+            values["val/class_acc"] = record["class_acc"]
+        intra = record.get(f"fid_{features}_intra")
+        if intra is not None:
+            values[f"val/fid_{features}_intra"] = intra
         for logger in trainer.loggers:
             logger.log_metrics(values, step=record["iteration"])
         with Image.open(plot) as picture:
             drawn = np.asarray(picture.convert("RGB"))
         log_image(trainer, f"metrics/{name}", drawn, step=record["iteration"])
         floor_text = f" (floor {floor:.4f})" if floor is not None else ""
+        if intra is not None:
+            floor_text += f"  intra-FID {intra:.4f}"
+        if record.get("class_acc") is not None:
+            floor_text += f"  class acc {record['class_acc']:.4f}"
         log.info(
             "iter %d  kimg %.1f  FID %.4f  KID %.5f%s  [%s, %d fakes, %.1f s]",
             record["iteration"],

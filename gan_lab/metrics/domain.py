@@ -12,7 +12,9 @@ Architecture: three stride-2 3x3 conv + ReLU stages (32, 64, 128 channels) on th
 frame of the dataset (28x28 + 2-pixel border, in [-1, 1]), a 128-d fully connected layer (the
 features, taken before its ReLU) and the 10-way output. The features are scaled by a constant
 fixed after training (the inverse of the mean per-dimension standard deviation on the training
-split), so that FID and KID values have a magnitude comparable to Inception's.
+split), so that FID and KID values have a magnitude comparable to Inception's. The 10-way head
+(``features_and_logits``, one pass with the features) scores a conditional generator's class
+fidelity: ``class_acc``, the fraction of fakes classified as the class they were asked for.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ class DomainClassifier(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         return self.body(x) * self.feature_scale
+
+    def features_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The features and the class logits of one pass through the body."""
+        hidden = self.body(x)
+        return hidden * self.feature_scale, self.head(hidden)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))

@@ -11,7 +11,10 @@
   weights path of its own).
 * ``DomainFeatures``: the penultimate layer (128-d, before its ReLU) of a small classifier
   trained on the dataset itself (``gan_lab/metrics/domain.py``), for MNIST and Fashion-MNIST:
-  images are reduced to gray and resized to the dataset's 32x32 frame.
+  images are reduced to gray and resized to the dataset's 32x32 frame. Its ``has_logits``: the
+  same pass also gives the classifier's 10 class logits (``features_and_logits``), which score
+  the class fidelity of a conditional generator (``class_acc``). Inception has no such head
+  here (its 1008 ImageNet logits say nothing about a dataset's own classes).
 
 A 2-D input (already features) passes through unchanged. FID and KID never run an extractor
 themselves: ``gan_lab/metrics/quality.py`` runs it once per batch and feeds both the features.
@@ -48,15 +51,28 @@ class FeatureExtractor(nn.Module):
     num_features: int
     weights_sha256: str = ""
     resize: str = ""
+    has_logits = False  # whether features_and_logits gives the dataset's class logits
 
     def extract(self, images: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def extract_with_logits(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.extract(images), None
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
         if images.ndim == 2:  # precomputed features
             return images.float()
         return self.extract(images).float()
+
+    @torch.no_grad()
+    def features_and_logits(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(features, class logits)`` of one pass through the network; the logits are None for
+        an extractor without a class head (``has_logits`` false) and for precomputed features."""
+        if images.ndim == 2:
+            return images.float(), None
+        features, logits = self.extract_with_logits(images)
+        return features.float(), None if logits is None else logits.float()
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         return super().train(False)  # always in inference mode
@@ -134,6 +150,7 @@ class DomainFeatures(FeatureExtractor):
 
     name = "domain"
     resize = "luma, bilinear (antialiased when shrinking) to 32x32"
+    has_logits = True
 
     def __init__(self, classifier: nn.Module, weights_sha256: str, frame: int = 32) -> None:
         super().__init__()
@@ -142,7 +159,7 @@ class DomainFeatures(FeatureExtractor):
         self.num_features = classifier.feature_dim
         self.weights_sha256 = weights_sha256
 
-    def extract(self, images: Tensor) -> Tensor:
+    def framed(self, images: Tensor) -> Tensor:
         x = match_channels(images.float(), 1)
         if x.shape[-1] != self.frame:
             x = F.interpolate(
@@ -152,4 +169,10 @@ class DomainFeatures(FeatureExtractor):
                 align_corners=False,
                 antialias=x.shape[-1] > self.frame,
             )
-        return self.classifier.features(x)
+        return x
+
+    def extract(self, images: Tensor) -> Tensor:
+        return self.classifier.features(self.framed(images))
+
+    def extract_with_logits(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.classifier.features_and_logits(self.framed(images))

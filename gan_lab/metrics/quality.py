@@ -8,13 +8,25 @@
   here, so a score does not change between two evaluations of the same model).
 
 Real features are computed once per (dataset, split, resolution, channels, feature extractor and
-its weights, number of images) and cached as a tensor file; ``num_real`` images are a seeded
-random subset of the split (all of it when smaller). Fakes are generated and featurized batch
-by batch, never all in memory, and each batch goes through the extractor once: FID and KID are
-built over ``PrecomputedFeatures`` (an identity "feature" module) and both are fed the same
-features, as the cached real features and the floor's features are. The floor is the same
-metric between the test and train splits of the dataset: the score a perfect model of the
-training data would get against test-split samples of the same size.
+its weights, number of images) and cached as a tensor file, with the class labels of the same
+images beside them (and, for an extractor with a class head, its predicted classes);
+``num_real`` images are a seeded random subset of the split (all of it when smaller). Fakes are
+generated and featurized batch by batch, never all in memory, and each batch goes through the
+extractor once: FID and KID are built over ``PrecomputedFeatures`` (an identity "feature" module)
+and both are fed the same features, as the cached real features and the floor's features are.
+The floor is the same metric between the test and train splits of the dataset: the score a
+perfect model of the training data would get against test-split samples of the same size.
+
+Conditional models (``gan_lab/metrics/evaluator.py`` draws the labels):
+
+* ``balanced_labels``: the labels asked of the generator for FID/KID follow the real labels'
+  histogram (largest-remainder rounding, then a seeded shuffle), so a conditional model is
+  compared with reals of the same class mix; the same labels at every evaluation.
+* class fidelity (``class_acc``): with an extractor that has a class head (the domain
+  classifier), the fraction of fakes classified as the class they were asked for, from the
+  same pass that gives their features.
+* intra-class FID (``QualityMetrics.intra_fid``): per class, FID between that class's fakes and
+  the cached reals of that label; reused one FID state, class after class.
 """
 
 from __future__ import annotations
@@ -24,10 +36,11 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torchmetrics.aggregation import MeanMetric
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -38,6 +51,8 @@ from gan_lab.utils.once import compute_once
 log = logging.getLogger(__name__)
 
 SampleFn = Callable[[int, int], Tensor]  # (batch index, batch size) -> images in [-1, 1]
+# the real-feature cache file: 2 = {"features", "labels"[, "predicted"]} (1 was the features alone)
+REAL_CACHE_FORMAT = 2
 
 
 def dataset_identity(datamodule: Any) -> dict[str, Any]:
@@ -66,6 +81,15 @@ def base_dataset(datamodule: Any) -> Any:
     return getattr(dataset, "base", dataset)
 
 
+class RealReference(NamedTuple):
+    """The cached reference of a split: features, class labels and, for an extractor with a class
+    head, its predicted classes (None otherwise), all of the same ``num_real`` images, on the CPU."""
+
+    features: Tensor
+    labels: Tensor
+    predicted: Tensor | None
+
+
 @torch.no_grad()
 def real_features(
     datamodule: Any,
@@ -76,7 +100,22 @@ def real_features(
     batch_size: int = 250,
 ) -> Tensor:
     """Features of ``num_real`` images of the datamodule's split (cached on disk)."""
-    path = Path(cache_dir).expanduser() / "stats" / f"{stats_key(datamodule, extractor, num_real)}.pt"
+    return real_reference(datamodule, extractor, num_real, cache_dir, device, batch_size).features
+
+
+@torch.no_grad()
+def real_reference(
+    datamodule: Any,
+    extractor: FeatureExtractor,
+    num_real: int,
+    cache_dir: str | Path,
+    device: torch.device | str = "cpu",
+    batch_size: int = 250,
+) -> RealReference:
+    """Features, labels (and class predictions) of ``num_real`` images of the datamodule's split,
+    from one pass of the extractor per batch, cached on disk once per job."""
+    key = stats_key(datamodule, extractor, num_real)
+    path = Path(cache_dir).expanduser() / "stats" / f"{key}-v{REAL_CACHE_FORMAT}.pt"
 
     @torch.no_grad()
     def compute_and_save() -> None:
@@ -93,16 +132,50 @@ def real_features(
             datamodule.split,
             path,
         )
-        parts = []
+        parts, labels, predicted = [], [], []
         for i in range(0, chosen.numel(), batch_size):
-            images, _ = dataset.__getitems__(chosen[i : i + batch_size].tolist())
-            parts.append(extractor(datamodule.transform(images.to(device))).cpu())
-        atomic_torch_save(torch.cat(parts), path)
+            images, batch_labels = dataset.__getitems__(chosen[i : i + batch_size].tolist())
+            features, logits = extractor.features_and_logits(datamodule.transform(images.to(device)))
+            parts.append(features.cpu())
+            labels.append(torch.as_tensor(batch_labels).reshape(-1).to(torch.int64).cpu())
+            if logits is not None:
+                predicted.append(logits.argmax(1).cpu())
+        saved = {"features": torch.cat(parts), "labels": torch.cat(labels)}
+        if predicted:
+            saved["predicted"] = torch.cat(predicted)
+        atomic_torch_save(saved, path)
 
     # once per job: the other ranks wait for the file, then load it
     what = f"the real {extractor.name} features of {datamodule.name}/{datamodule.split}"
     compute_once(path, compute_and_save, what)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    return RealReference(saved["features"], saved["labels"], saved.get("predicted"))
+
+
+def balanced_labels(real_labels: Tensor, n: int, num_classes: int, seed: int = 0) -> Tensor:
+    """``n`` class labels whose counts follow the histogram of ``real_labels``, in a seeded order.
+
+    Class ``k`` gets ``floor(n * count_k / total)`` labels, and the ``n`` minus their sum left over
+    go one each to the classes with the largest remainders (ties: the lower class first): the
+    largest-remainder (Hamilton) rounding, exact in integers. Then the labels are shuffled with
+    ``torch.randperm`` seeded by ``seed``, so that any contiguous slice (one rank's share, one
+    batch) mixes the classes. Deterministic: the same arguments give the same labels."""
+    real_labels = torch.as_tensor(real_labels).reshape(-1).to(torch.int64).cpu()
+    if real_labels.numel() == 0:
+        raise ValueError("no real labels to balance the fakes' labels to")
+    if int(real_labels.min()) < 0 or int(real_labels.max()) >= num_classes:
+        raise ValueError(
+            f"real labels range over [{int(real_labels.min())}, {int(real_labels.max())}], "
+            f"outside the model's {num_classes} classes"
+        )
+    counts = torch.bincount(real_labels, minlength=num_classes)
+    total = int(counts.sum())
+    share = counts * n
+    quota, remainder = share // total, share % total
+    order = sorted(range(num_classes), key=lambda k: (-int(remainder[k]), k))
+    quota[order[: n - int(quota.sum())]] += 1
+    labels = torch.repeat_interleave(torch.arange(num_classes), quota)
+    return labels[torch.randperm(n, generator=torch.Generator().manual_seed(seed))]
 
 
 def process_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -163,9 +236,12 @@ class QualityMetrics:
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         num_fake: int = 10000,
+        real_labels: Tensor | None = None,
     ) -> None:
         self.extractor = extractor
         self.num_real = int(reals.shape[0])
+        if real_labels is not None and real_labels.shape[0] != self.num_real:
+            raise ValueError(f"{real_labels.shape[0]} real labels for {self.num_real} real features")
         subset = max(2, min(kid_subset_size, self.num_real, num_fake))
         features = PrecomputedFeatures(extractor.num_features)
         self.fid = FrechetInceptionDistance(feature=features, reset_real_features=False)
@@ -174,6 +250,13 @@ class QualityMetrics:
         )
         self.kid_subset_size = subset
         self._reals = reals
+        self._real_labels = real_labels
+        # class fidelity (an extractor with a class head) and intra-class FID (built when asked)
+        self.class_acc = MeanMetric() if extractor.has_logits else None
+        self.intra: FrechetInceptionDistance | None = None
+        self.class_reals: tuple[Tensor, Tensor] | None = None  # this rank's reals and labels (CPU)
+        self.real_class_counts: Tensor | None = None  # over all ranks
+        self.device: torch.device | str = "cpu"
 
     def to(
         self, device: torch.device | str, rank: int | None = None, world_size: int | None = None
@@ -187,25 +270,51 @@ class QualityMetrics:
         or 0 and 1 without one), so that the synced state is exactly a single process's: every
         real feature once, in the original order."""
         self.extractor.to(device)
+        self.device = device
         self.fid = self.fid.to(device)
         self.kid = self.kid.to(device)
+        if self.class_acc is not None:
+            self.class_acc = self.class_acc.to(device)
+        if self.intra is not None:
+            self.intra = self.intra.to(device)
         if self._reals is not None:  # fed once, on the final device
             rank, world_size = process_rank(rank, world_size)
-            reals = self._reals.tensor_split(world_size)[rank].to(device)
+            share = self._reals.tensor_split(world_size)[rank]
+            reals = share.to(device)
             self.fid.update(reals, real=True)
             self.kid.update(reals, real=True)
-            self._reals = None
+            if self._real_labels is not None:  # the same slice, for the intra-class FID
+                labels = self._real_labels.reshape(-1).to(torch.int64).cpu()
+                self.class_reals = (share.cpu(), labels.tensor_split(world_size)[rank])
+                self.real_class_counts = torch.bincount(labels)
+            self._reals = self._real_labels = None
         return self
 
     @torch.no_grad()
-    def evaluate(self, sample: SampleFn, num_fake: int, batch_size: int) -> dict[str, float]:
-        """Generate ``num_fake`` images with ``sample`` (batch by batch) and score them."""
+    def evaluate(
+        self, sample: SampleFn, num_fake: int, batch_size: int, labels: Tensor | None = None
+    ) -> dict[str, float]:
+        """Generate ``num_fake`` images with ``sample`` (batch by batch) and score them.
+
+        ``labels``: the classes the fakes were asked for (``num_fake`` of them, batch ``i`` being
+        ``labels[i * batch_size:][:n]``), for a conditional model; with an extractor that has a
+        class head the result then has ``class_acc``, the fraction of fakes it classifies as
+        their asked class (synced over the ranks like FID)."""
         self.fid.reset()
         self.kid.reset()
+        fidelity = self.class_acc if labels is not None else None
+        if fidelity is not None:
+            fidelity.reset()
         done, index = 0, 0
         while done < num_fake:
             n = min(batch_size, num_fake - done)
-            features = self.extractor(sample(index, n).float())  # one pass, for both metrics
+            images = sample(index, n).float()
+            if fidelity is None:
+                features = self.extractor(images)  # one pass, for both metrics
+            else:  # the same single pass also gives the class logits
+                features, logits = self.extractor.features_and_logits(images)
+                asked = labels[done : done + n].to(logits.device)
+                fidelity.update((logits.argmax(1) == asked).float())
             self.fid.update(features, real=False)
             self.kid.update(features, real=False)
             done, index = done + n, index + 1
@@ -213,4 +322,52 @@ class QualityMetrics:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)  # KID's subset draws: the same for every evaluation
             kid_mean, kid_std = self.kid.compute()
-        return {"fid": fid, "kid": float(kid_mean), "kid_std": float(kid_std)}
+        scores = {"fid": fid, "kid": float(kid_mean), "kid_std": float(kid_std)}
+        if fidelity is not None:
+            scores["class_acc"] = float(fidelity.compute())
+        return scores
+
+    @torch.no_grad()
+    def intra_fid(
+        self, sample: SampleFn, labels: Tensor, batch_size: int, fake_counts: Tensor
+    ) -> list[float | None]:
+        """Intra-class FID: for each class, the FID between the fakes asked for that class and the
+        reals of that label (None for a class with fewer than 2 of either, over all ranks).
+
+        ``labels``: this rank's asked classes (batch ``i`` is ``labels[i * batch_size:][:n]``);
+        ``fake_counts``: the number of fakes of each class over all ranks (every rank skips the
+        same classes, so that the FID syncs pair up). The fakes' features are held per class
+        until all are generated (``len(labels)`` x num_features floats); one FID state is reused
+        class after class. Needs ``real_labels`` at construction."""
+        if self.class_reals is None or self.real_class_counts is None:
+            raise ValueError("intra-class FID needs the real labels (QualityMetrics(real_labels=...))")
+        num_classes = int(fake_counts.numel())
+        by_class: list[list[Tensor]] = [[] for _ in range(num_classes)]
+        done, index = 0, 0
+        while done < labels.numel():
+            n = min(batch_size, labels.numel() - done)
+            features = self.extractor(sample(index, n).float())
+            asked = labels[done : done + n].to(features.device)
+            for k in asked.unique().tolist():
+                by_class[k].append(features[asked == k])
+            done, index = done + n, index + 1
+        if self.intra is None:
+            self.intra = FrechetInceptionDistance(
+                feature=PrecomputedFeatures(self.extractor.num_features), reset_real_features=True
+            ).to(self.device)
+        reals, real_labels = self.class_reals
+        real_counts = torch.zeros(num_classes, dtype=torch.int64)
+        known = min(num_classes, self.real_class_counts.numel())
+        real_counts[:known] = self.real_class_counts[:known]
+        empty = torch.zeros(0, self.extractor.num_features, device=self.device)
+        values: list[float | None] = []
+        for k in range(num_classes):
+            if real_counts[k] < 2 or fake_counts[k] < 2:
+                values.append(None)
+                continue
+            self.intra.reset()
+            # every rank updates (maybe with nothing): the states of all ranks are summed
+            self.intra.update(reals[real_labels == k].to(self.device), real=True)
+            self.intra.update(torch.cat(by_class[k]) if by_class[k] else empty, real=False)
+            values.append(float(self.intra.compute()))
+        return values
