@@ -39,6 +39,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from gan_lab.nn.classes import check_labels, check_num_classes
+
 MIN_RESOLUTION = 32
 
 
@@ -58,22 +60,6 @@ def hidden_widths(resolution: int, width: int, max_width: int) -> list[int]:
         raise ValueError(f"widths must be positive, got width={width}, max_width={max_width}")
     sides = [2**k for k in range(2, log_res)]
     return [min(width * (resolution // 2) // side, max_width) for side in sides]
-
-
-def check_labels(c: Tensor | None, num_classes: int, who: str) -> Tensor | None:
-    """``c`` as int64 labels in ``[0, num_classes)`` for a conditional network (None: unconditional).
-
-    A conditional network needs a label per sample; an unconditional one ignores ``c``."""
-    if num_classes == 0:
-        return None
-    if c is None:
-        raise ValueError(f"{who} is class-conditional ({num_classes} classes): pass the labels c")
-    if c.dtype.is_floating_point or c.ndim != 1:
-        raise ValueError(f"{who}: c must be int64 class labels of shape (N,), got {c.dtype} {tuple(c.shape)}")
-    # the range check reads the labels back, so only on the CPU (no device sync in training)
-    if c.device.type == "cpu" and c.numel() and (int(c.min()) < 0 or int(c.max()) >= num_classes):
-        raise ValueError(f"{who}: class labels must be in [0, {num_classes - 1}], got {c.min()}..{c.max()}")
-    return c.long()
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
@@ -111,8 +97,9 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         if z_dim < 1 or channels < 1:
             raise ValueError(f"z_dim and channels must be positive, got z_dim={z_dim}, channels={channels}")
-        if num_classes < 0 or embed_dim < 1:
-            raise ValueError(f"num_classes must be >= 0 and embed_dim >= 1, got {num_classes}, {embed_dim}")
+        num_classes = check_num_classes(num_classes)
+        if embed_dim < 1:
+            raise ValueError(f"embed_dim={embed_dim} must be >= 1")
         self.z_dim = z_dim
         self.resolution = resolution
         self.channels = channels
@@ -137,7 +124,7 @@ class DCGANGenerator(nn.Module):
         init_dcgan_weights(self)
 
     def forward(self, z: Tensor, c: Tensor | None = None) -> Tensor:
-        c = check_labels(c, self.num_classes, "DCGANGenerator")
+        c = check_labels(c, self.num_classes, z.shape[0], "DCGANGenerator")
         if self.embed is not None:
             z = torch.cat([z, self.embed(c).to(z.dtype)], dim=1)
         return self.net(z.view(z.shape[0], z.shape[1], 1, 1))
@@ -171,8 +158,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         if norm not in self.NORMS:
             raise ValueError(f"norm={norm!r} is not one of {self.NORMS}")
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        num_classes = check_num_classes(num_classes)
         self.resolution = resolution
         self.channels = channels
         self.num_classes = int(num_classes)
@@ -193,7 +179,7 @@ class DCGANDiscriminator(nn.Module):
         init_dcgan_weights(self)
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
-        c = check_labels(c, self.num_classes, "DCGANDiscriminator")
+        c = check_labels(c, self.num_classes, x.shape[0], "DCGANDiscriminator")
         h = self.features(x)
         logits = self.out(h).flatten()
         if self.embed is not None:  # projection: <v_y, sum_hw phi(x)>
@@ -204,7 +190,6 @@ class DCGANDiscriminator(nn.Module):
 __all__ = [
     "DCGANDiscriminator",
     "DCGANGenerator",
-    "check_labels",
     "check_resolution",
     "hidden_widths",
     "init_dcgan_weights",
