@@ -160,15 +160,18 @@ def test_a_refused_job_finishes_its_run(
 
 
 def test_job_overrides_are_the_swept_keys(tmp_path: Path) -> None:
-    task = ["loss=hinge", "trainer.max_steps=2", "model.lr_d=1e-4", "model.lr_g=0.0003"]
+    task = ["loss=hinge", "trainer.max_steps=2", "model.optimizer_d.lr=1e-4", "model.optimizer_g.lr=0.0003"]
     assert job_overrides(task, tmp_path) == task  # nothing known about the sweep: all of them
     # Optuna: the parameters of its search space (it writes no multirun.yaml)
-    assert job_overrides(task, tmp_path, ["model.lr_g", "loss"]) == ["loss=hinge", "model.lr_g=0.0003"]
+    assert job_overrides(task, tmp_path, ["model.optimizer_g.lr", "loss"]) == [
+        "loss=hinge",
+        "model.optimizer_g.lr=0.0003",
+    ]
     (tmp_path / "multirun.yaml").write_text(  # as Hydra's basic sweeper writes it
         "hydra:\n  overrides:\n    task:\n    - loss=hinge,lsgan\n    - trainer.max_steps=2\n"
-        "    - model.lr_d=1e-4,2e-4\n    - model.lr_g=0.0003\n"
+        "    - model.optimizer_d.lr=1e-4,2e-4\n    - model.optimizer_g.lr=0.0003\n"
     )
-    assert job_overrides(task, tmp_path) == ["loss=hinge", "model.lr_d=1e-4"]
+    assert job_overrides(task, tmp_path) == ["loss=hinge", "model.optimizer_d.lr=1e-4"]
 
 
 @pytest.mark.slow
@@ -202,7 +205,7 @@ def test_multirun_gives_one_finished_run_per_job_and_offline_resume_a_linked_one
         assert run["exit_code"] == 0
         # the resolved Hydra config, once: the job's own loss, no flattened module hparams
         assert run["config"]["loss"]["_target_"].lower().endswith(f".{loss}loss")
-        assert "g_width" not in run["config"] and run["config"]["model"]["g_width"] == 8
+        assert "generator" not in run["config"] and run["config"]["model"]["generator"]["width"] == 8
         assert all(run["config"][f"model/params/{net}"] > 0 for net in ("G", "D", "G_ema"))
         assert run["config"]["model/params/G"] == run["config"]["model/params/G_ema"]
         # its checkpoints know their own W&B run
