@@ -72,7 +72,7 @@ def init_dcgan_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
+        elif isinstance(m, nn.Embedding):  # a learned class code joined to z ~ N(0, I)
             nn.init.normal_(m.weight, 0.0, 1.0)
 
 
@@ -177,6 +177,8 @@ class DCGANDiscriminator(nn.Module):
         self.out = nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=True)  # psi
         self.embed = nn.Embedding(num_classes, widths[-1]) if num_classes else None  # v_y
         init_dcgan_weights(self)
+        if self.embed is not None:  # v_y ~ N(0, 0.02) as psi's weights: both terms start on one scale
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, x: Tensor, c: Tensor | None = None) -> Tensor:
         c = check_labels(c, self.num_classes, x.shape[0], "DCGANDiscriminator")

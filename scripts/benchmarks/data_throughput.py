@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from gan_lab.data import ImageFolderDataModule
-from gan_lab.modules import DCGAN
+from gan_lab.modules import GANModule
+from gan_lab.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 
 RESOLUTION, BATCH = 64, 64
 
@@ -98,7 +99,9 @@ def torchvision_rate(folder: Path, workers: int, n_batches: int) -> float:
 
 def dcgan_step_rate(n_steps: int) -> float:
     """Images/s of the DCGAN iteration (D and G steps) at 64x64, default widths, plain PyTorch."""
-    model = DCGAN(resolution=RESOLUTION, channels=3, g_width=32, d_width=32)
+    model = GANModule(
+        DCGANGenerator(100, RESOLUTION, 3, width=32), DCGANDiscriminator(RESOLUTION, 3, width=32)
+    )
     opt_d, opt_g = model.configure_optimizers()
     real = torch.rand(BATCH, 3, RESOLUTION, RESOLUTION) * 2 - 1
 

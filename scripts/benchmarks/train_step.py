@@ -36,8 +36,8 @@ CONFIGS = {
     # name: (model, resolution, lab overrides); StyleGAN narrow so a CPU can measure it
     "dcgan32": ("dcgan", 32, []),
     "dcgan64": ("dcgan", 64, []),
-    "stylegan32": ("stylegan", 32, ["model.channel_base=1024", "model.channel_max=64"]),
-    "stylegan64": ("stylegan", 64, ["model.channel_base=1024", "model.channel_max=64"]),
+    "stylegan32": ("stylegan", 32, ["model.generator.channel_base=1024", "model.generator.channel_max=64"]),
+    "stylegan64": ("stylegan", 64, ["model.generator.channel_base=1024", "model.generator.channel_max=64"]),
 }
 
 
@@ -148,37 +148,38 @@ def plain_worker(
     torch.manual_seed(0)
     cfg = bench_config(model, resolution, batch, overrides)
     m = cfg.model
+    g, d = m.generator, m.discriminator
     # the same networks, built by their own classes from the same settings
     if model == "dcgan":
         from gan_lab.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 
-        G = DCGANGenerator(m.z_dim, resolution, 3, m.g_width, m.max_width).to(device)
-        D = DCGANDiscriminator(resolution, 3, m.d_width, m.max_width, "batch").to(device)
+        G = DCGANGenerator(g.z_dim, resolution, 3, g.width, g.max_width).to(device)
+        D = DCGANDiscriminator(resolution, 3, d.width, d.max_width, "batch").to(device)
     else:
         from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
 
         G = StyleGANGenerator(
-            resolution, 3, m.z_dim, m.w_dim, m.map_layers, m.channel_base, m.channel_max, m.conv_clamp
+            resolution, 3, g.z_dim, g.w_dim, g.map_layers, g.channel_base, g.channel_max, g.conv_clamp
         ).to(device)
         D = StyleGANDiscriminator(
-            resolution, 3, m.channel_base, m.channel_max, m.mbstd_group, m.mbstd_channels, m.conv_clamp
+            resolution, 3, d.channel_base, d.channel_max, d.mbstd_group, d.mbstd_channels, d.conv_clamp
         ).to(device)
     G_ema = __import__("copy").deepcopy(G).eval().requires_grad_(False)
     loss = instantiate(cfg.loss)
     r1, pl_on = float(m.get("r1_gamma", 0.0)), model == "stylegan" and m.pl_weight > 0
 
-    def adam(params, lr, interval):
+    def adam(params, opt, interval):
         c = interval / (interval + 1) if interval else 1.0
-        return torch.optim.Adam(params, lr=lr * c, betas=(m.betas[0] ** c, m.betas[1] ** c))
+        return torch.optim.Adam(params, lr=opt.lr * c, betas=(opt.betas[0] ** c, opt.betas[1] ** c))
 
-    opt_d = adam(D.parameters(), m.lr_d, m.d_reg_interval if r1 > 0 else None)
-    opt_g = adam(G.parameters(), m.lr_g, m.pl_interval if pl_on else None)
+    opt_d = adam(D.parameters(), m.optimizer_d, m.d_reg_interval if r1 > 0 else None)
+    opt_g = adam(G.parameters(), m.optimizer_g, m.pl_interval if pl_on else None)
     data = torch.randint(0, 256, (4096, 3, resolution, resolution), dtype=torch.uint8)
     pl_mean = torch.zeros((), device=device)
     images_seen = 0
 
     def fakes(n, grad):
-        z = torch.randn(n, m.z_dim, device=device)
+        z = torch.randn(n, g.z_dim, device=device)
         if model == "dcgan":
             return G(z), None
         ws = G.mapping(z)
