@@ -24,7 +24,7 @@ with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
     cfg = compose(config_name="train", overrides=["model=stylegan", "debug=tiny"])
 print(gan_lab.__file__)
 print(CONFIG_DIR)
-print(cfg.model._target_, cfg.model.channel_max)
+print(cfg.model._target_, cfg.model.generator.channel_max)
 """
 
 

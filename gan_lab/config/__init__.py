@@ -205,8 +205,19 @@ def _check_group(cfg: DictConfig, group: str) -> dict[str, Any] | None:
     if schema is None:
         known = ", ".join(target_of(s) for s in GROUPS[group].values())
         raise ConfigError(f"{group}._target_={values.get('_target_')!r} is invalid: expected one of {known}")
-    choice = next(name for name, s in GROUPS[group].items() if s is schema)
+    choice = _choice(group) or next(name for name, s in GROUPS[group].items() if s is schema)
     return check_node(values, schema, f"{group}.", f"{group}={choice}")
+
+
+def _choice(group: str) -> str | None:
+    """The option the user chose for ``group`` (Hydra's runtime choices; None outside Hydra).
+    Several options may share a schema (every architecture trained by the GAN loop does)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    choice = HydraConfig.get().runtime.choices.get(group)
+    return choice if isinstance(choice, str) else None
 
 
 def validate(cfg: DictConfig) -> None:
