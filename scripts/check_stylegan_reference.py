@@ -4,15 +4,18 @@
     python scripts/check_stylegan_reference.py --reference PATH --full     # also 512 channels
     python scripts/check_stylegan_reference.py --reference PATH --write-golden \\
         tests/data/stylegan2_reference_golden.pt
+    python scripts/check_stylegan_reference.py --reference PATH --write-golden-d \\
+        tests/data/stylegan2_reference_d_architectures.pt
 
 The reference is a local checkout (https://github.com/NVlabs/stylegan2-ada-pytorch, commit d72cc7d
 or newer; NVIDIA's non-commercial licence: it is imported from PATH at run time, none of its code
 is in this repository). Its custom CUDA ops are forced onto their reference PyTorch paths, so the
 check runs on the CPU, in float32.
 
-For each configuration (unconditional and class-conditional, 1 and 3 channels), the script builds
-the reference G and D, perturbs their weights (biases, noise strengths and ``w_avg`` start at
-constants, which would hide mistakes), copies them into the lab's networks by name, and compares:
+For each configuration (unconditional and class-conditional, 1 and 3 channels, the three D
+architectures ``resnet``, ``orig`` and ``skip``), the script builds the reference G and D,
+perturbs their weights (biases, noise strengths and ``w_avg`` start at constants, which would
+hide mistakes), copies them into the lab's networks by name, and compares:
 parameter counts (equal), mapping outputs, images (constant noise; fused and unfused modulation),
 truncated ws and images (psi 0.7, with and without a cutoff), the ``w_avg`` update of a training
 step, and D logits with and without labels. The lab truncates a conditional sample towards its
@@ -22,7 +25,12 @@ truncation path with the reference's.
 
 ``--write-golden`` also stores a small golden file (tiny G and D, unconditional and conditional:
 the lab-named state dicts, constructor arguments, fixed inputs and the reference's outputs), which
-``tests/test_stylegan_conditional.py`` checks without the reference.
+``tests/test_stylegan_conditional.py`` checks without the reference; ``--write-golden-d`` one of
+tiny discriminators of the ``orig`` and ``skip`` architectures (``tests/test_stylegan_nets.py``).
+
+Every run also compares the parameter counts of the networks of StyleGAN2-ADA's ``--cfg=cifar``
+(32x32 RGB, channel_base 32768, map 2, D ``orig``; unconditional and with 10 classes: the lab's
+``experiment=stylegan2_cifar10``); ``--full`` compares their outputs too.
 
 Exit status: 0 when every check passes, 1 otherwise.
 """
@@ -139,6 +147,7 @@ class Case:
     cmap_dim: int | None = None
     mbstd_group: int = 4
     batch: int = 8
+    architecture: str = "resnet"  # D's
 
     def lab_kwargs(self) -> tuple[dict[str, Any], dict[str, Any]]:
         common = dict(
@@ -151,6 +160,8 @@ class Case:
         )
         g = dict(common, z_dim=self.z_dim, w_dim=self.w_dim, map_layers=self.map_layers)
         d = dict(common, mbstd_group=self.mbstd_group, mbstd_channels=1, cmap_dim=self.cmap_dim)
+        if self.architecture != "resnet":  # the default: golden files of resnet D keep their kwargs
+            d["architecture"] = self.architecture
         return g, d
 
 
@@ -159,15 +170,31 @@ CASES = [
     Case("uncond-32px-1ch", 32, 1, 0),
     Case("cond-32px-3ch", 32, 3, 10),
     Case("cond-32px-1ch-cmap48", 32, 1, 10, cmap_dim=48),
+    Case("uncond-32px-3ch-orig", 32, 3, 0, architecture="orig"),
+    Case("cond-32px-1ch-orig", 32, 1, 10, architecture="orig"),
+    Case("uncond-32px-3ch-skip", 32, 3, 0, architecture="skip"),
+    Case("cond-32px-1ch-skip", 32, 1, 10, architecture="skip"),
+]
+# StyleGAN2-ADA's --cfg=cifar: fmaps 1 (channel_base 32768), map 2, mbstd 32, D "orig"
+CIFAR_CASES = [
+    Case("cifar-uncond", 32, 3, 0, 512, 512, 2, 32768, 512, mbstd_group=32, batch=32, architecture="orig"),
+    Case("cifar-cond10", 32, 3, 10, 512, 512, 2, 32768, 512, mbstd_group=32, batch=32, architecture="orig"),
 ]
 FULL_CASES = [  # the paper's widths (512 channels, 512-d z and w), ADA auto's map 2
     Case("uncond-32px-3ch-512", 32, 3, 0, 512, 512, 2, 16384, 512, batch=4),
     Case("cond-32px-3ch-512", 32, 3, 10, 512, 512, 2, 16384, 512, batch=4),
+    *CIFAR_CASES,
 ]
 # the golden file's networks: tiny, so that it stays small (about 260 KB)
 GOLDEN_CASES = [
     Case("uncond", 16, 1, 0, 16, 16, 2, 64, 8, mbstd_group=2, batch=4),
     Case("cond", 16, 3, 3, 32, 32, 2, 128, 16, mbstd_group=2, batch=4),
+]
+# the discriminator golden file (--write-golden-d): tiny D of the other architectures
+GOLDEN_D_CASES = [
+    Case("orig", 16, 1, 0, 16, 16, 2, 64, 8, mbstd_group=2, batch=4, architecture="orig"),
+    Case("skip", 16, 3, 0, 16, 16, 2, 64, 8, mbstd_group=2, batch=4, architecture="skip"),
+    Case("orig-cond", 16, 3, 3, 16, 16, 2, 64, 8, mbstd_group=2, batch=4, architecture="orig"),
 ]
 GOLDEN_OUTPUTS = (  # of the reference's outputs, the ones the golden file keeps
     "ws",
@@ -201,6 +228,7 @@ def build_reference(networks: Any, case: Case) -> tuple[nn.Module, nn.Module]:
         channel_max=case.channel_max,
         conv_clamp=256,
         cmap_dim=case.cmap_dim,
+        architecture=case.architecture,
         epilogue_kwargs=dict(mbstd_group_size=case.mbstd_group, mbstd_num_channels=1),
     )
     return G.eval(), D.eval()
@@ -264,7 +292,10 @@ def onehot(c: Tensor | None, case: Case, n: int) -> Tensor:
 @torch.no_grad()
 def check_case(networks: Any, case: Case, report: Report, seed: int = 0) -> dict[str, Any]:
     """Run every comparison of one configuration; returns its networks, inputs and reference outputs."""
-    print(f"{case.name}: {case.resolution} px, {case.channels} channels, {case.num_classes} classes")
+    print(
+        f"{case.name}: {case.resolution} px, {case.channels} channels, {case.num_classes} classes, "
+        f"D {case.architecture}"
+    )
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     ref_G, ref_D = build_reference(networks, case)
@@ -345,11 +376,52 @@ def check_case(networks: Any, case: Case, report: Report, seed: int = 0) -> dict
     }
 
 
+def check_param_counts(networks: Any, case: Case, report: Report) -> dict[str, int]:
+    """Parameter counts only (fast at any width): equal, and the same state-dict keys."""
+    print(f"{case.name}: parameter counts (D {case.architecture}, {case.num_classes} classes)")
+    torch.manual_seed(0)
+    ref_G, ref_D = build_reference(networks, case)
+    g_kwargs, d_kwargs = case.lab_kwargs()
+    G, D = StyleGANGenerator(**g_kwargs), StyleGANDiscriminator(**d_kwargs)
+    copy_weights(ref_G, G, "G", case.resolution)  # raises when the key sets differ
+    copy_weights(ref_D, D, "D", case.resolution)
+    report.equal("G parameters", param_count(G), param_count(ref_G))
+    report.equal("D parameters", param_count(D), param_count(ref_D))
+    print()
+    return {"G": param_count(ref_G), "D": param_count(ref_D)}
+
+
+@torch.no_grad()
+def golden_d_case(networks: Any, case: Case, report: Report, seed: int = 2) -> dict[str, Any]:
+    """A tiny reference D (perturbed weights) under the lab's names, inputs and its logits."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    _, ref_D = build_reference(networks, case)
+    perturb(ref_D, gen)
+    _, d_kwargs = case.lab_kwargs()
+    D = StyleGANDiscriminator(**d_kwargs).eval()
+    copy_weights(ref_D, D, "D", case.resolution)
+    _, c, images = inputs(case, gen)
+    logits = ref_D(images, onehot(c, case, case.batch)).flatten()
+    report.compare(f"{case.name}: D logits (golden)", D(images, c), logits)
+    return {
+        "d_kwargs": d_kwargs,
+        "d_state": {k: v.clone() for k, v in D.state_dict().items()},
+        "d_params": param_count(ref_D),
+        "images": images,
+        "c": c,
+        "logits": logits.clone(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", type=Path, required=True, help="stylegan2-ada-pytorch checkout")
     parser.add_argument("--full", action="store_true", help="also check at 512 channels (slower)")
     parser.add_argument("--write-golden", type=Path, metavar="FILE", help="store the golden file here")
+    parser.add_argument(
+        "--write-golden-d", type=Path, metavar="FILE", help="store the orig/skip D golden file here"
+    )
     parser.add_argument("--reference-commit", help="the checkout's commit, if it is not a git work tree")
     args = parser.parse_args(argv)
 
@@ -357,6 +429,21 @@ def main(argv: list[str] | None = None) -> int:
     report = Report()
     for case in CASES + (FULL_CASES if args.full else []):
         check_case(networks, case, report)
+    for case in CIFAR_CASES:
+        counts = check_param_counts(networks, case, report)
+        print(f"  --cfg=cifar {case.name}: G {counts['G']:,}  D {counts['D']:,}\n")
+    if args.write_golden_d:
+        golden_d = {
+            "format": GOLDEN_FORMAT,
+            "reference": "NVlabs/stylegan2-ada-pytorch",
+            "reference_commit": args.reference_commit or reference_commit(args.reference),
+            "torch": str(torch.__version__),
+            "cases": {case.name: golden_d_case(networks, case, report) for case in GOLDEN_D_CASES},
+        }
+        if not report.failures:
+            args.write_golden_d.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(golden_d, args.write_golden_d)
+            print(f"wrote {args.write_golden_d} ({args.write_golden_d.stat().st_size / 1024:.0f} KB)")
     if args.write_golden:
         golden = {
             "format": GOLDEN_FORMAT,

@@ -136,6 +136,7 @@ def test_stylegan_defaults_validate(compose_cfg) -> None:
         ("stylegan_fashion_mnist_32", 32, "StyleGAN"),
         ("stylegan_celeba_64", 64, "StyleGAN"),
         ("stylegan_ffhq_256", 256, "StyleGAN"),
+        ("stylegan2_cifar10", 32, "StyleGAN"),
     ],
 )
 def test_experiments_compose_and_build(
@@ -145,9 +146,12 @@ def test_experiments_compose_and_build(
 
     cfg = compose_cfg(f"experiment={experiment}", f"data.root={tmp_path}", bare=True)
     validate(cfg)
+    if cfg.data.conditional:  # train.py reads the classes from the dataset (CIFAR-10's 10)
+        cfg.data.num_classes = 10
     module = build_module(cfg)
     assert type(module).__name__ == model
     assert module.G.resolution == resolution
+    assert module.num_classes == (10 if cfg.data.conditional else 0)
 
 
 def test_image_folder_needs_a_root(compose_cfg) -> None:

@@ -1,10 +1,13 @@
 """StyleGAN2 layers and networks: the equations, not just the shapes."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from gan_lab.config import validate
+from gan_lab.errors import ConfigError
 from gan_lab.nn.layers import (
     EqualizedConv2d,
     EqualizedLinear,
@@ -15,7 +18,13 @@ from gan_lab.nn.layers import (
     setup_filter,
     upsample2d,
 )
-from gan_lab.nn.stylegan import MappingNetwork, StyleGANDiscriminator, StyleGANGenerator, channels_at
+from gan_lab.nn.stylegan import (
+    D_ARCHITECTURES,
+    MappingNetwork,
+    StyleGANDiscriminator,
+    StyleGANGenerator,
+    channels_at,
+)
 
 SMALL = {"channel_base": 256, "channel_max": 32}
 
@@ -173,3 +182,75 @@ def test_mapping_layers_follow_the_paper() -> None:
     assert len(mapping.layers) == 8
     assert all(layer.weight_gain == pytest.approx(0.01 / math.sqrt(512)) for layer in mapping.layers)
     assert all(layer.activation == "lrelu" for layer in mapping.layers)
+
+
+# ---------------------------------------------------------------------------- D architectures
+D_GOLDEN_PATH = Path(__file__).parent / "data" / "stylegan2_reference_d_architectures.pt"
+
+
+def conv_params(i: int, o: int, k: int, bias: bool = True) -> int:
+    return i * o * k * k + (o if bias else 0)
+
+
+def test_discriminator_architectures_parameter_counts_by_hand() -> None:
+    """16 px RGB, channel_base 128, channel_max 16: 8 channels at 16x16, 16 at 8x8 and 4x4."""
+    b16 = conv_params(3, 8, 1) + conv_params(8, 8, 3) + conv_params(8, 16, 3)  # fromRGB, conv0, conv1
+    b8 = conv_params(16, 16, 3) + conv_params(16, 16, 3)
+    epilogue = conv_params(16 + 1, 16, 3) + (16 * 16 * 16 + 16) + (16 + 1)  # mbstd conv, fc, out
+    orig = b16 + b8 + epilogue
+    expected = {
+        "orig": orig,  # no residual skips: the plain chain
+        "resnet": orig + conv_params(8, 16, 1, bias=False) + conv_params(16, 16, 1, bias=False),
+        "skip": orig + conv_params(3, 16, 1) + conv_params(3, 16, 1),  # fromRGB at 8x8 and at 4x4
+    }
+    assert expected == {"orig": 13_017, "resnet": 13_401, "skip": 13_145}
+    for architecture, count in expected.items():
+        d = StyleGANDiscriminator(16, 3, channel_base=128, channel_max=16, architecture=architecture)
+        assert sum(p.numel() for p in d.parameters()) == count, architecture
+
+
+def test_discriminator_architectures_layers() -> None:
+    torch.manual_seed(0)
+    nets = {a: StyleGANDiscriminator(32, 3, mbstd_group=2, architecture=a, **SMALL) for a in D_ARCHITECTURES}
+    keys = {a: {k.rsplit(".", 1)[0] for k in d.state_dict()} for a, d in nets.items()}
+    n = len(nets["orig"].blocks)
+    assert {k for k in keys["orig"] if "fromrgb" in k} == {"blocks.0.fromrgb"}
+    assert not any(".skip" in k for k in keys["orig"] | keys["skip"])
+    assert {f"blocks.{i}.skip" for i in range(n)} <= keys["resnet"]
+    assert {k for k in keys["skip"] if "fromrgb" in k} == {f"blocks.{i}.fromrgb" for i in range(n)} | {
+        "epilogue.fromrgb"
+    }
+    img = torch.randn(2, 3, 32, 32)
+    block = nets["orig"].blocks[0]
+    x, rest = block(None, img)
+    assert rest is None and torch.equal(x, block.conv1(block.conv0(block.fromrgb(img))))  # gain 1
+    block = nets["skip"].blocks[1]
+    x_in = torch.randn(2, block.conv0.in_channels, 16, 16)
+    img16 = torch.randn(2, 3, 16, 16)
+    x, img8 = block(x_in, img16)
+    assert torch.equal(x, block.conv1(block.conv0(x_in + block.fromrgb(img16))))
+    assert torch.equal(img8, downsample2d(img16, setup_filter()))
+    assert all(d(img).shape == (2,) for d in nets.values())
+
+
+@pytest.mark.parametrize("name", ["orig", "skip", "orig-cond"])
+@torch.no_grad()
+def test_discriminator_architectures_equal_the_reference(name: str) -> None:
+    """Golden logits of stylegan2-ada-pytorch's Discriminator(architecture=...) (d72cc7d, perturbed
+    weights; scripts/check_stylegan_reference.py --write-golden-d)."""
+    golden = torch.load(D_GOLDEN_PATH, weights_only=True)
+    assert golden["reference_commit"].startswith("d72cc7d") and D_GOLDEN_PATH.stat().st_size < 150 * 1024
+    case = golden["cases"][name]
+    d = StyleGANDiscriminator(**case["d_kwargs"]).eval()
+    d.load_state_dict(case["d_state"], strict=True)
+    assert d.architecture == case["d_kwargs"]["architecture"]
+    assert sum(p.numel() for p in d.parameters()) == case["d_params"]
+    torch.testing.assert_close(d(case["images"], case["c"]), case["logits"], atol=1e-5, rtol=1e-4)
+
+
+def test_unknown_architecture_is_refused(compose_cfg) -> None:
+    with pytest.raises(ConfigError, match=r"model.discriminator.architecture='dense'.*orig, skip, resnet"):
+        StyleGANDiscriminator(32, 3, architecture="dense", **SMALL)
+    with pytest.raises(ConfigError, match=r"model.discriminator.architecture"):
+        validate(compose_cfg("model=stylegan", "model.discriminator.architecture=dense"))
+    validate(compose_cfg("model=stylegan", "model.discriminator.architecture=orig"))

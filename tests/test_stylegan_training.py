@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gan_lab.errors import CheckpointError
-from gan_lab.modules import StyleGAN
+from gan_lab.modules import GANModule, StyleGAN
 from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
 from gan_lab.train import build_module, run
 
@@ -58,8 +58,39 @@ def test_lazy_regularization_corrects_adam() -> None:
     assert opt_d.defaults["betas"] == pytest.approx((0.0, 0.99**c_d))
     assert opt_g.defaults["lr"] == pytest.approx(0.0025 * c_g)
     assert opt_g.defaults["betas"] == pytest.approx((0.0, 0.99**c_g))
-    plain_d, plain_g = tiny_stylegan(r1_gamma=0.0, pl_weight=0.0).configure_optimizers()
-    assert plain_d.defaults["lr"] == 0.0025 and plain_g.defaults["betas"] == (0.0, 0.99)
+
+
+@pytest.mark.parametrize(("r1_gamma", "pl_weight"), [(0.0, 0.0), (0.0, 2.0), (0.01, 0.0)])
+def test_adam_correction_does_not_depend_on_the_regularizers(r1_gamma: float, pl_weight: float) -> None:
+    """StyleGAN2-ADA's training_loop corrects both optimizers by ``k / (k + 1)`` whenever the
+    interval is set, and its train.py always sets G_reg_interval=4, D_reg_interval=16, so a config
+    with path length or R1 off (its ``--cfg=cifar``: pl_weight 0) still trains G at lr 0.0025 * 4/5
+    = 0.002 with beta2 0.99**0.8, and D at 0.0025 * 16/17 with beta2 0.99**(16/17)."""
+    model = tiny_stylegan(r1_gamma=r1_gamma, pl_weight=pl_weight, lr=0.0025)
+    assert (model.g_reg_interval is None) == (pl_weight == 0)  # the schedule: no idle phases
+    assert (model.d_reg_interval is None) == (r1_gamma == 0)
+    opt_d, opt_g = model.configure_optimizers()
+    assert opt_g.defaults["lr"] == pytest.approx(0.002)
+    assert opt_g.defaults["betas"] == pytest.approx((0.0, 0.99**0.8))
+    assert opt_d.defaults["lr"] == pytest.approx(0.0025 * 16 / 17)
+    assert opt_d.defaults["betas"] == pytest.approx((0.0, 0.99 ** (16 / 17)))
+    other = tiny_stylegan(r1_gamma=r1_gamma, pl_weight=pl_weight, pl_interval=2, d_reg_interval=8)
+    opt_d, opt_g = other.configure_optimizers()  # the intervals, not the constants 4 and 16
+    assert opt_g.defaults["lr"] == pytest.approx(0.0025 * 2 / 3)
+    assert opt_d.defaults["lr"] == pytest.approx(0.0025 * 8 / 9)
+
+
+def test_the_generic_gan_corrects_only_for_a_lazy_regularizer_that_runs() -> None:
+    """GANModule (DCGAN) has no reference schedule: its optimizers are corrected only while a
+    lazy regularizer takes its extra steps (R1/R2 for D; none for G)."""
+    sizes = dict(resolution=32, channels=1, channel_base=64, channel_max=8)
+    adam = functools.partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999))
+    G, D = StyleGANGenerator(z_dim=16, w_dim=16, **sizes), StyleGANDiscriminator(**sizes)
+    plain_d, plain_g = GANModule(G, D, adam, adam).configure_optimizers()
+    assert plain_d.defaults["lr"] == plain_g.defaults["lr"] == 2e-4
+    assert plain_d.defaults["betas"] == plain_g.defaults["betas"] == (0.5, 0.999)
+    lazy_d, lazy_g = GANModule(G, D, adam, adam, r1_gamma=1.0).configure_optimizers()
+    assert lazy_d.defaults["lr"] == pytest.approx(2e-4 * 16 / 17) and lazy_g.defaults["lr"] == 2e-4
 
 
 def test_lazy_phases_run_on_their_intervals(compose_cfg, tmp_path: Path) -> None:
@@ -161,7 +192,9 @@ def test_bf16_mixed_precision_trains_without_nans(compose_cfg, tmp_path: Path) -
 def test_checkpoint_of_the_other_model_is_refused(compose_cfg, tmp_path: Path) -> None:
     out = tmp_path / "dcgan"
     run(compose_cfg("trainer.max_steps=1", run_dir=out))
-    with pytest.raises(CheckpointError, match="holds a GANModule checkpoint, but this run's model is StyleGAN"):
+    with pytest.raises(
+        CheckpointError, match="holds a GANModule checkpoint, but this run's model is StyleGAN"
+    ):
         run(compose_cfg(SG, f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", run_dir=tmp_path / "sg"))
 
 
@@ -169,3 +202,34 @@ def test_module_builds_from_the_composed_config(compose_cfg) -> None:
     model = build_module(compose_cfg(SG, "data.resolution=64", "data.channels=3"))
     assert isinstance(model, StyleGAN)
     assert model.G.num_ws == 10 and model.D.resolution == 64 and model.G.channels == 3
+
+
+# StyleGAN2-ADA's networks for --cfg=cifar (32x32 RGB, channel_base 32768, map 2, D "orig"), counted
+# once from stylegan2-ada-pytorch d72cc7d by scripts/check_stylegan_reference.py
+CIFAR_REFERENCE_PARAMS = {0: (19_947_539, 20_720_641), 10: (20_215_315, 23_089_664)}
+
+
+@pytest.mark.parametrize("num_classes", [10, 0])
+def test_cifar10_experiment_is_the_references_cifar_config(
+    compose_cfg, tmp_path: Path, num_classes: int
+) -> None:
+    overrides = [] if num_classes else ["data.conditional=false"]
+    cfg = compose_cfg("experiment=stylegan2_cifar10", f"data.root={tmp_path}", *overrides, bare=True)
+    assert cfg.data.conditional == (num_classes > 0)
+    if num_classes:
+        cfg.data.num_classes = num_classes  # as train.py reads it from the dataset
+    model = build_module(cfg)
+    assert isinstance(model, StyleGAN) and model.D.architecture == "orig"
+    assert not any(".skip." in k for k in model.D.state_dict())
+    g_params, d_params = (sum(p.numel() for p in net.parameters()) for net in (model.G, model.D))
+    assert (g_params, d_params) == CIFAR_REFERENCE_PARAMS[num_classes]
+    assert (model.pl_weight, model.style_mixing_prob, model.r1_gamma) == (0.0, 0.0, 0.01)
+    assert (model.ema_kimg, model.ema_rampup, model.G.mapping.layers.__len__()) == (500.0, 0.05, 2)
+    assert model.D.epilogue.mbstd.group_size == 32 and cfg.data.batch_size == 64
+    assert cfg.trainer.max_steps * cfg.data.batch_size == 100_000 * 1000  # kimg 100000
+    assert cfg.data.hflip and cfg.augment._target_.endswith("AdaptiveAugment")
+    opt_d, opt_g = model.configure_optimizers()  # the reference's corrected Adam, path length off
+    assert opt_g.defaults["lr"] == pytest.approx(0.002)
+    assert opt_g.defaults["betas"] == pytest.approx((0.0, 0.99**0.8))
+    assert opt_d.defaults["lr"] == pytest.approx(0.0025 * 16 / 17)
+    assert opt_d.defaults["betas"] == pytest.approx((0.0, 0.99 ** (16 / 17)))

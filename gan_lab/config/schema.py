@@ -247,7 +247,13 @@ class StyleGANGeneratorConfig(NetworkConfig):
 
 @dataclass
 class StyleGANDiscriminatorConfig(NetworkConfig):
+    """``architecture``: StyleGAN2-ADA's D blocks, ``resnet`` (its default), ``orig`` (no residual
+    skips: its ``--cfg=cifar``) or ``skip`` (a fromRGB of the downsampled image at every block)."""
+
+    ARCHITECTURES: ClassVar[tuple[str, ...]] = ("orig", "skip", "resnet")
+
     _target_: str = target("gan_lab.nn.stylegan.StyleGANDiscriminator")
+    architecture: str = setting("resnet", one_of(*ARCHITECTURES))
     channel_base: int = setting(16384, POSITIVE_INT)
     channel_max: int = setting(512, POSITIVE_INT)
     conv_clamp: float | None = setting(256.0, optional(POSITIVE))

@@ -35,7 +35,12 @@ R1 and R2 (Mescheder et al. 2018) follow StyleGAN2's convention: ``gamma / 2 * E
 Lazy regularization (StyleGAN2, appendix B): a regularizer evaluated every ``k`` iterations is
 weighted by ``k`` and takes its own optimizer step; Adam's learning rate and betas are then
 corrected by ``c = k / (k + 1)`` (``lr * c``, ``beta ** c``) so that the ``k + 1`` steps of
-``k`` iterations move the weights as ``k`` plain ones would.
+``k`` iterations move the weights as ``k`` plain ones would. Which interval corrects an optimizer
+is ``d_correction_interval`` / ``g_correction_interval``, apart from the schedule
+(``d_reg_interval`` / ``g_reg_interval``): this generic loop, which has no reference schedule to
+follow, corrects only while a lazy regularizer takes its extra steps (DCGAN with R1 or R2 off
+trains with the optimizer exactly as configured); StyleGAN follows StyleGAN2-ADA, which corrects
+both networks whatever the regularizers (``gan_lab/modules/stylegan.py``).
 
 Subclasses change the loop through small hooks: ``generate`` (how training fakes are made, e.g.
 style mixing), ``discriminator_loss`` / ``generator_loss``, ``generator_regularization``, each
@@ -288,6 +293,18 @@ class GANModule(pl.LightningModule):
         """Interval of the lazy D regularization, None when R1 and R2 are off."""
         return self.reg_interval_d if self.r1_gamma > 0 or self.r2_gamma > 0 else None
 
+    @property
+    def g_correction_interval(self) -> int | None:
+        """The ``k`` of G's optimizer correction ``k / (k + 1)`` (None: uncorrected). Here: the
+        regularizer's interval, so only while one runs; StyleGAN: always its path-length interval."""
+        return self.g_reg_interval
+
+    @property
+    def d_correction_interval(self) -> int | None:
+        """The ``k`` of D's optimizer correction (None: uncorrected). Here: ``d_reg_interval``, so
+        only while R1 or R2 runs; StyleGAN: always ``model.d_reg_interval``."""
+        return self.d_reg_interval
+
     def discriminator_phase(self, real: Tensor, c: Tensor | None, opt_d: Any) -> dict[str, Tensor]:
         logs: dict[str, Tensor] = {}
         n = real.shape[0] // self.d_steps
@@ -417,9 +434,10 @@ class GANModule(pl.LightningModule):
         return func(params, **{**keywords, **corrected}) if corrected or keywords else factory(params)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        """The optimizers of D and G, in that order (the order ``train_iteration`` unpacks)."""
-        opt_d = self.lazy_optimizer(self.optimizer_d, self.D.parameters(), self.d_reg_interval)
-        opt_g = self.lazy_optimizer(self.optimizer_g, self.G.parameters(), self.g_reg_interval)
+        """The optimizers of D and G, in that order (the order ``train_iteration`` unpacks), corrected
+        for the lazy intervals ``d_correction_interval`` and ``g_correction_interval``."""
+        opt_d = self.lazy_optimizer(self.optimizer_d, self.D.parameters(), self.d_correction_interval)
+        opt_g = self.lazy_optimizer(self.optimizer_g, self.G.parameters(), self.g_correction_interval)
         return [opt_d, opt_g]
 
     # ------------------------------------------------------------------ sampling

@@ -10,7 +10,12 @@ Per iteration, in StyleGAN2-ADA's phase order:
 * D reg, every ``d_reg_interval`` (16) iterations: ``16 * gamma / 2 * E||grad D(x)||^2`` (R1);
 
 then the EMA update of ``G_ema``. Adam with betas (0, 0.99); learning rates and betas corrected
-for the lazy intervals (see ``gan_lab/modules/gan.py``).
+for the lazy intervals (see ``gan_lab/modules/gan.py``) as StyleGAN2-ADA does: always, for both
+networks, by ``pl_interval / (pl_interval + 1)`` for G and ``d_reg_interval / (d_reg_interval + 1)``
+for D, also when path length or R1 is off (its training_loop corrects whenever an interval is set,
+and its train.py always sets G_reg_interval=4 and D_reg_interval=16; with a regularizer off its
+reg phase steps no parameter, so the lab skips it, and only the correction remains). Its
+``--cfg=cifar`` (path length off) thus trains G at lr 0.0025 * 4/5 = 0.002, beta2 0.99**0.8.
 
 Style mixing (StyleGAN, section 3.1): with probability ``style_mixing_prob`` a batch takes its
 ws from a second latent from a random layer ``cutoff`` in [1, num_ws) on.
@@ -134,6 +139,16 @@ class StyleGAN(GANModule):
     @property
     def g_reg_interval(self) -> int | None:
         return self.pl_interval if self.pl_weight > 0 else None
+
+    @property
+    def g_correction_interval(self) -> int:
+        """StyleGAN2-ADA corrects G's Adam by ``4 / 5`` whether path length runs or not."""
+        return self.pl_interval
+
+    @property
+    def d_correction_interval(self) -> int:
+        """StyleGAN2-ADA corrects D's Adam by ``16 / 17`` whether R1 runs or not."""
+        return self.reg_interval_d
 
     def generator_regularization(self, batch_size: int, c: Tensor | None = None) -> LossAndLogs:
         """Path-length regularization (StyleGAN2, section 3.2), lazy and on a shrunk batch."""

@@ -12,8 +12,16 @@ Generator ``G(z) = synthesis(mapping(z))``:
   upsampled and summed. ``num_ws = 2 * log2(R) - 2``: one w per convolution plus the last toRGB
   (each toRGB shares the w of the next block's first convolution).
 
-Discriminator ("resnet" architecture): fromRGB at full resolution, per resolution two 3x3
-convolutions (the second downsamples by 2) with a 1x1 downsampling skip, both scaled by sqrt(1/2);
+Discriminator, StyleGAN2-ADA's three ``architecture`` choices (its ``DiscriminatorBlock``):
+
+* ``resnet`` (the default, config E/F): fromRGB at full resolution, per resolution two 3x3
+  convolutions (the second downsamples by 2) with a 1x1 downsampling skip, both scaled by
+  sqrt(1/2);
+* ``orig`` (no residual skips; StyleGAN2-ADA's ``--cfg=cifar``): fromRGB at full resolution, then
+  the two 3x3 convolutions per resolution, unscaled;
+* ``skip``: the image itself is downsampled with the [1,3,3,1] filter from block to block and
+  every block (and the epilogue) adds a fromRGB of it to its input features;
+
 at 4x4 the epilogue: minibatch standard deviation, 3x3 convolution, fully connected layer and
 the output logit.
 
@@ -49,6 +57,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_lab.config import check_arguments
+from gan_lab.config.schema import StyleGANDiscriminatorConfig
 from gan_lab.nn.classes import check_labels, check_num_classes
 from gan_lab.nn.layers import (
     EqualizedConv2d,
@@ -56,12 +66,14 @@ from gan_lab.nn.layers import (
     MinibatchStd,
     ModulatedConv2d,
     ToRGB,
+    downsample2d,
     normalize_2nd_moment,
     setup_filter,
     upsample2d,
 )
 
 MIN_RESOLUTION = 8
+D_ARCHITECTURES = StyleGANDiscriminatorConfig.ARCHITECTURES  # "orig", "skip", "resnet"
 
 
 def check_resolution(resolution: int) -> int:
@@ -315,8 +327,18 @@ class StyleGANGenerator(nn.Module):
         return self.synthesis(ws, noise_mode, rng, fused)
 
 
+def check_architecture(architecture: str) -> str:
+    check_arguments(StyleGANDiscriminatorConfig, "model.discriminator.", architecture=architecture)
+    return architecture
+
+
 class DiscriminatorBlock(nn.Module):
-    """Residual block: conv 3x3 -> conv 3x3 down 2, plus a 1x1 down-2 skip; sum scaled by sqrt(1/2)."""
+    """One resolution of D: [fromRGB] -> conv 3x3 -> conv 3x3 down 2 (module docstring).
+
+    ``resnet``: plus a 1x1 down-2 skip, the sum scaled by sqrt(1/2); ``orig``: no skip; ``skip``:
+    a fromRGB of the image at this resolution added to ``x`` (every block), and the image passed on
+    downsampled. fromRGB exists in the first block (``in_channels == 0``) and in every ``skip`` one.
+    """
 
     def __init__(
         self,
@@ -325,10 +347,11 @@ class DiscriminatorBlock(nn.Module):
         out_channels: int,
         img_channels: int,
         conv_clamp: float | None = None,
+        architecture: str = "resnet",
     ) -> None:
         super().__init__()
-        self.in_channels = in_channels
-        if in_channels == 0:
+        self.in_channels, self.architecture = in_channels, check_architecture(architecture)
+        if in_channels == 0 or architecture == "skip":
             self.fromrgb = EqualizedConv2d(
                 img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp
             )
@@ -336,14 +359,21 @@ class DiscriminatorBlock(nn.Module):
         self.conv1 = EqualizedConv2d(
             tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp
         )
-        self.skip = EqualizedConv2d(tmp_channels, out_channels, 1, bias=False, down=2)
+        if architecture == "resnet":
+            self.skip = EqualizedConv2d(tmp_channels, out_channels, 1, bias=False, down=2)
+        if architecture == "skip":
+            self.register_buffer("resample_filter", setup_filter(), persistent=False)
 
-    def forward(self, x: Tensor | None, img: Tensor) -> Tensor:
-        if self.in_channels == 0:
-            x = self.fromrgb(img)
-        y = self.skip(x, gain=math.sqrt(0.5))
-        x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
-        return y + x
+    def forward(self, x: Tensor | None, img: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``(x, img)`` of the next resolution (``img`` None unless ``skip``)."""
+        if self.in_channels == 0 or self.architecture == "skip":
+            y = self.fromrgb(img)
+            x = y if x is None else x + y
+            img = downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+        if self.architecture == "resnet":
+            y = self.skip(x, gain=math.sqrt(0.5))
+            return y + self.conv1(self.conv0(x), gain=math.sqrt(0.5)), img
+        return self.conv1(self.conv0(x)), img
 
 
 class DiscriminatorEpilogue(nn.Module):
@@ -362,9 +392,13 @@ class DiscriminatorEpilogue(nn.Module):
         mbstd_channels: int = 1,
         conv_clamp: float | None = None,
         cmap_dim: int = 0,
+        architecture: str = "resnet",
+        img_channels: int = 3,
     ) -> None:
         super().__init__()
-        self.cmap_dim = cmap_dim
+        self.cmap_dim, self.architecture = cmap_dim, check_architecture(architecture)
+        if architecture == "skip":  # the last fromRGB, of the 4x4 image (no clamp: StyleGAN2-ADA)
+            self.fromrgb = EqualizedConv2d(img_channels, in_channels, 1, activation="lrelu")
         self.mbstd = MinibatchStd(mbstd_group, mbstd_channels) if mbstd_channels > 0 else None
         self.conv = EqualizedConv2d(
             in_channels + mbstd_channels, in_channels, 3, activation="lrelu", conv_clamp=conv_clamp
@@ -372,8 +406,12 @@ class DiscriminatorEpilogue(nn.Module):
         self.fc = EqualizedLinear(in_channels * 16, in_channels, activation="lrelu")
         self.out = EqualizedLinear(in_channels, cmap_dim if cmap_dim > 0 else 1)
 
-    def forward(self, x: Tensor, cmap: Tensor | None = None) -> Tensor:
-        """Logits of shape (N, 1)."""
+    def forward(self, x: Tensor, cmap: Tensor | None = None, img: Tensor | None = None) -> Tensor:
+        """Logits of shape (N, 1); ``img``: the 4x4 image (``skip`` only)."""
+        if self.architecture == "skip":
+            if img is None:
+                raise ValueError("the skip epilogue needs the 4x4 image")
+            x = x + self.fromrgb(img)
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)
@@ -398,6 +436,9 @@ class StyleGANDiscriminator(nn.Module):
     learning-rate multiplier 0.01, no average tracking; StyleGAN2-ADA's ``Discriminator``) gives
     ``cmap`` (``cmap_dim`` values, None = the channels at 4x4), and the epilogue projects on it
     (see ``DiscriminatorEpilogue``). ``cmap_dim`` is ignored when unconditional.
+
+    ``architecture``: ``resnet`` (default), ``orig`` or ``skip`` (module docstring; StyleGAN2-ADA's
+    ``Discriminator(architecture=...)``, the same parameters under the same names).
     """
 
     def __init__(
@@ -411,10 +452,12 @@ class StyleGANDiscriminator(nn.Module):
         conv_clamp: float | None = 256,
         num_classes: int = 0,
         cmap_dim: int | None = None,
+        architecture: str = "resnet",
     ) -> None:
         super().__init__()
         log_res = check_resolution(resolution)
         self.resolution, self.channels = resolution, channels
+        self.architecture = check_architecture(architecture)
         self.num_classes = check_num_classes(num_classes)
         resolutions = [2**i for i in range(log_res, 2, -1)]  # R, R/2, ..., 8
 
@@ -422,7 +465,9 @@ class StyleGANDiscriminator(nn.Module):
             return channels_at(r, channel_base, channel_max)
 
         self.blocks = nn.ModuleList(
-            DiscriminatorBlock(ch(r) if r < resolution else 0, ch(r), ch(r // 2), channels, conv_clamp)
+            DiscriminatorBlock(
+                ch(r) if r < resolution else 0, ch(r), ch(r // 2), channels, conv_clamp, architecture
+            )
             for r in resolutions
         )
         if cmap_dim is not None and (
@@ -442,12 +487,14 @@ class StyleGANDiscriminator(nn.Module):
                 w_avg_beta=None,
                 num_classes=self.num_classes,
             )
-        self.epilogue = DiscriminatorEpilogue(ch(4), mbstd_group, mbstd_channels, conv_clamp, self.cmap_dim)
+        self.epilogue = DiscriminatorEpilogue(
+            ch(4), mbstd_group, mbstd_channels, conv_clamp, self.cmap_dim, architecture, channels
+        )
 
     def forward(self, img: Tensor, c: Tensor | None = None) -> Tensor:
         c = check_labels(c, self.num_classes, img.shape[0], type(self).__name__)
         x = None
         for block in self.blocks:
-            x = block(x, img)
+            x, img = block(x, img)
         cmap = self.mapping(None, c) if c is not None else None
-        return self.epilogue(x, cmap).flatten()
+        return self.epilogue(x, cmap, img).flatten()
