@@ -223,7 +223,6 @@ class DCGANGeneratorConfig(NetworkConfig):
     z_dim: int = setting(100, POSITIVE_INT)
     width: int = setting(64, POSITIVE_INT)
     max_width: int = setting(512, POSITIVE_INT)
-    embed_dim: int = setting(32, POSITIVE_INT)
 
 
 @dataclass
@@ -387,6 +386,8 @@ class DiffAugmentConfig(Schema):
 
 @dataclass
 class AdaConfig(Schema):
+    MULTIPLIER: ClassVar[Rule] = at_least(0, what="a probability multiplier >= 0 (0 turns it off)")
+
     _target_: str = target("gan_lab.augment.AdaptiveAugment")
     target: float = setting(
         0.6, between(-1, 1, "a number in (-1, 1), e.g. 0.6", open_low=True, open_high=True)
@@ -395,19 +396,46 @@ class AdaConfig(Schema):
     kimg: float = setting(500.0, POSITIVE)
     p: float = setting(0.0, PROBABILITY)
     adaptive: bool = setting(True)
-    xflip: bool = setting(True)
-    rotate90: bool = setting(True)
-    translate: bool = setting(True)
-    scale: bool = setting(True)
-    rotate: bool = setting(True)
-    brightness: bool = setting(True)
-    contrast: bool = setting(True)
-    saturation: bool = setting(True)
-    translate_max: float = setting(0.125, NON_NEGATIVE)
+    # groups, the letters of StyleGAN2-ADA's --augpipe (bgc on, f n c off)
+    blit: bool = setting(True)
+    geom: bool = setting(True)
+    color: bool = setting(True)
+    imgfilter: bool = setting(False)
+    noise: bool = setting(False)
+    cutout: bool = setting(False)
+    # probability multipliers: a transform applies to an image with probability p * multiplier
+    xflip: float = setting(1.0, MULTIPLIER)
+    rotate90: float = setting(1.0, MULTIPLIER)
+    translate: float = setting(1.0, MULTIPLIER)
+    scale: float = setting(1.0, MULTIPLIER)
+    rotate: float = setting(1.0, MULTIPLIER)
+    aniso: float = setting(1.0, MULTIPLIER)
+    xfrac: float = setting(1.0, MULTIPLIER)
+    brightness: float = setting(1.0, MULTIPLIER)
+    contrast: float = setting(1.0, MULTIPLIER)
+    lumaflip: float = setting(1.0, MULTIPLIER)
+    hue: float = setting(1.0, MULTIPLIER)
+    saturation: float = setting(1.0, MULTIPLIER)
+    # strengths (StyleGAN2-ADA's defaults)
+    translate_max: float = setting(0.125, between(0, 1, "a fraction of the side in [0, 1], e.g. 0.125"))
     scale_std: float = setting(0.2, NON_NEGATIVE)
+    rotate_max: float = setting(1.0, between(0, 1, "a fraction of a half turn in [0, 1], e.g. 1"))
+    aniso_std: float = setting(0.2, NON_NEGATIVE)
+    xfrac_std: float = setting(0.125, NON_NEGATIVE)
     brightness_std: float = setting(0.2, NON_NEGATIVE)
     contrast_std: float = setting(0.5, NON_NEGATIVE)
+    hue_max: float = setting(1.0, between(0, 1, "a fraction of a half turn in [0, 1], e.g. 1"))
     saturation_std: float = setting(1.0, NON_NEGATIVE)
+    imgfilter_bands: list[float] = setting(
+        [1.0, 1.0, 1.0, 1.0],
+        Rule(
+            lambda v: isinstance(v, list | tuple) and len(v) == 4 and all(is_number(b) and b >= 0 for b in v),
+            "four probability multipliers >= 0, lowest band first, e.g. [1,1,1,1]",
+        ),
+    )
+    imgfilter_std: float = setting(1.0, NON_NEGATIVE)
+    noise_std: float = setting(0.1, NON_NEGATIVE)
+    cutout_size: float = setting(0.5, between(0, 1, "a fraction of the side in [0, 1], e.g. 0.5"))
 
 
 # ---------------------------------------------------------------------------- trainer
