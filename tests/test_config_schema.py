@@ -295,6 +295,7 @@ OUT_OF_RANGE = [
     ("model/stylegan", "model.discriminator.mbstd_group=0"),
     ("model/stylegan", "model.discriminator.mbstd_channels=-1"),
     ("model/stylegan", "+model.discriminator.cmap_dim=0"),
+    ("model/stylegan", "model.discriminator.architecture=dense"),
     ("model/stylegan", "model.style_mixing_prob=1.5"),
     ("model/stylegan", "model.pl_weight=-1"),
     ("model/stylegan", "model.pl_interval=0"),
