@@ -260,7 +260,8 @@ class GANModule(pl.LightningModule):
         return loss, {"loss/g": loss.detach()}
 
     def d_regularization(self, real: Tensor, c: Tensor | None = None) -> LossAndLogs:
-        """Lazy R1 on reals and R2 on fakes: ``d_reg_interval * gamma / 2 * E||grad D||^2`` each."""
+        """Lazy R1 on reals and R2 on fakes: ``d_reg_interval * gamma / 2 * E||grad D||^2`` each.
+        R1's real logits count towards ADA's ``E[sign(D(x))]`` too, as in StyleGAN2-ADA."""
         loss = real.new_zeros(())
         logs: dict[str, Tensor] = {}
         for name, gamma in (("r1", self.r1_gamma), ("r2", self.r2_gamma)):
@@ -273,6 +274,8 @@ class GANModule(pl.LightningModule):
                     images = self.generate(self.draw_latents(real.shape[0], self.rng), c)
                 images.requires_grad_(True)
             logits = self.discriminate(images, c)
+            if name == "r1" and self.augment is not None:
+                self.augment.observe(logits)
             penalty = r1_penalty(logits, images, self.grad_scale())
             # logits * 0 keeps every D parameter in the graph (data-parallel gradient sync)
             loss = loss + penalty.mean() * (gamma / 2) * self.reg_interval_d + logits.sum() * 0
