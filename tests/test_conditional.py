@@ -60,19 +60,20 @@ def test_conditional_networks_use_their_labels(pair: int) -> None:
 
 
 def test_conditional_batch_norm_scales_and_shifts_by_class() -> None:
-    """de Vries et al. 2017: gamma_y * BN(x) + beta_y, per class y."""
+    """(1 + W_g e_y) * BN(x) + W_b e_y, e_y the generator's shared class embedding."""
     from gan_lab.nn.dcgan import ConditionalBatchNorm2d
 
-    cbn = ConditionalBatchNorm2d(3, num_classes=2)
-    torch.nn.init.normal_(cbn.gamma.weight)
-    torch.nn.init.normal_(cbn.beta.weight)
-    x, y = torch.randn(6, 3, 4, 4), torch.tensor([0, 1, 0, 1, 1, 0])
+    torch.manual_seed(0)
+    cbn = ConditionalBatchNorm2d(3, embed_dim=5)
+    x, e = torch.randn(6, 3, 4, 4), torch.randn(6, 5)
     normed = torch.nn.functional.batch_norm(x, None, None, training=True)
-    expected = cbn.gamma.weight[y][:, :, None, None] * normed + cbn.beta.weight[y][:, :, None, None]
-    assert torch.allclose(cbn(x, y), expected, atol=1e-5)
-    G = DCGANGenerator(16, 32, 1, width=8, num_classes=2)
+    gain, bias = e @ cbn.gain.weight.T, e @ cbn.bias.weight.T
+    expected = (1 + gain[:, :, None, None]) * normed + bias[:, :, None, None]
+    assert torch.allclose(cbn(x, e), expected, atol=1e-5)
+    G = DCGANGenerator(16, 32, 1, width=8, num_classes=2, embed_dim=5)
     assert sum(isinstance(m, ConditionalBatchNorm2d) for m in G.modules()) == 3
     assert not any(isinstance(m, torch.nn.BatchNorm2d) and m.affine for m in G.modules())
+    assert G.embed.weight.shape == (2, 5)
 
 
 def test_projection_discriminator_is_the_unconditional_logit_plus_the_projection() -> None:
@@ -109,7 +110,7 @@ def test_conditional_runs_train_with_every_loss(compose_cfg, tmp_path: Path, mod
     last = state(out / "checkpoints" / "last.ckpt")
     assert last["gan_lab"]["config"]["data"]["num_classes"] == 10  # from the dataset, stored resolved
     weights = last["state_dict"]
-    embed = "G.net.1.gamma.weight" if model == "dcgan" else "G.mapping.embed.weight"
+    embed = "G.embed.weight" if model == "dcgan" else "G.mapping.embed.weight"
     assert embed in weights and all(
         torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()
     )
@@ -185,4 +186,4 @@ def test_image_folder_classes_are_its_subfolders(compose_cfg, tmp_path: Path) ->
     run(compose_cfg(*folder, COND, "data.batch_size=6", "trainer.max_steps=1", run_dir=out))
     last = state(out / "checkpoints" / "last.ckpt")
     assert last["gan_lab"]["config"]["data"]["num_classes"] == 3
-    assert last["state_dict"]["G.net.1.gamma.weight"].shape[0] == 3
+    assert last["state_dict"]["G.embed.weight"].shape[0] == 3

@@ -259,6 +259,7 @@ OUT_OF_RANGE = [
     ("model/dcgan", "model.generator.z_dim=0"),
     ("model/dcgan", "model.generator.width=0"),
     ("model/dcgan", "model.generator.max_width=0"),
+    ("model/dcgan", "model.generator.embed_dim=0"),
     ("model/dcgan", "model.discriminator.resolution=12"),
     ("model/dcgan", "model.discriminator.channels=2"),
     ("model/dcgan", "model.discriminator.num_classes=-3"),

@@ -223,6 +223,7 @@ class DCGANGeneratorConfig(NetworkConfig):
     z_dim: int = setting(100, POSITIVE_INT)
     width: int = setting(64, POSITIVE_INT)
     max_width: int = setting(512, POSITIVE_INT)
+    embed_dim: int = setting(32, POSITIVE_INT)
 
 
 @dataclass
