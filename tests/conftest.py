@@ -85,6 +85,21 @@ def fashion_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def compose_tool(name: str, out: Path, *overrides: str) -> DictConfig:
+    """conf/<name>.yaml (generate, evaluate) composed as the script does, with Hydra's runtime
+    output folder ``out``."""
+    GlobalHydra.instance().clear()
+    initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name=name)
+    cfg = compose(config_name=name, overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out)
+    HydraConfig.instance().set_config(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
 ComposeFn = Callable[..., DictConfig]
 
 

@@ -16,10 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from torch import Tensor, nn
 from torchvision.utils import make_grid
@@ -30,10 +27,9 @@ from gan_lab.errors import ConfigError
 from gan_lab.generate import Renderer, grid, interpolate, style_mix
 from gan_lab.nn.dcgan import DCGANGenerator
 from gan_lab.nn.stylegan import StyleGANGenerator
-from gan_lab.train import CONFIG_DIR
 from gan_lab.utils.classes import grid_classes
 
-from .conftest import REPO
+from .conftest import REPO, compose_tool
 
 SIZE = 8  # fake images are SIZE x SIZE; grids pad them by 1 px
 
@@ -96,20 +92,6 @@ def options(**overrides) -> DictConfig:
         cfg.pop(key)
     cfg.ckpt = "fake.ckpt"
     cfg.merge_with(overrides)
-    return cfg
-
-
-def compose_tool(name: str, out: Path, *overrides: str) -> DictConfig:
-    """conf/<name>.yaml composed as the script does, with Hydra's runtime output folder ``out``."""
-    GlobalHydra.instance().clear()
-    initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name=name)
-    cfg = compose(config_name=name, overrides=list(overrides), return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-    HydraConfig.instance().set_config(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        del cfg["hydra"]
     return cfg
 
 

@@ -9,10 +9,6 @@ from unittest import mock
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 from PIL import Image
 
 from gan_lab.errors import CheckpointError, ConfigError
@@ -26,9 +22,9 @@ from gan_lab.metrics.features import (
     locate_inception_weights,
 )
 from gan_lab.metrics.quality import QualityMetrics, frechet_distance, real_features
-from gan_lab.train import CONFIG_DIR, run
+from gan_lab.train import run
 
-from .conftest import TINY_METRICS
+from .conftest import TINY_METRICS, compose_tool
 from .test_training import state
 
 
@@ -237,19 +233,6 @@ def test_training_scores_keeps_the_best_and_returns_it(compose_cfg, tmp_path: Pa
     )
     assert callback_state["best"] == 2.5 and callback_state["best_iteration"] == 8
     assert len(callback_state["history"]) == 5
-
-
-def compose_tool(name: str, out: Path, *overrides: str):
-    GlobalHydra.instance().clear()
-    initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name=name)
-    cfg = compose(config_name=name, overrides=list(overrides), return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-    HydraConfig.instance().set_config(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 @pytest.mark.parametrize("model", ["dcgan", "stylegan"])
