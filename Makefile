@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: install data train test lint format clean bench bench-data bench-metrics domain-classifier
+.PHONY: install data train test lint format clean bench bench-data bench-metrics gpu-check domain-classifier
 
 # The torch pins match the wheels on the development machines' disk (no multi-GB download).
 $(STAMP): pyproject.toml
@@ -35,9 +35,17 @@ train: data
 test: install
 	WANDB_MODE=disabled $(PY) -m pytest -q $(ARGS)
 
-# training-step throughput, lab vs a plain PyTorch loop (the last line is the headline)
+# training-step throughput, lab vs a plain PyTorch loop (the last line is the headline); the
+# stylegan32-ref row is StyleGAN2 at stylegan2-ada-pytorch's size (512 channels, 32 px, batch 8)
 bench: install
 	$(PY) scripts/benchmarks/train_step.py $(ARGS)
+
+# the GPU check (lab vs plain loop and vs stylegan2-ada-pytorch at 64/256 px in 32/bf16/16, NaN
+# check, FID vs torch-fidelity): make gpu-check REFERENCE=/path/to/stylegan2-ada-pytorch
+REFERENCE ?=
+gpu-check: install
+	@test -n "$(REFERENCE)" || { echo "make gpu-check REFERENCE=/path/to/stylegan2-ada-pytorch"; exit 2; }
+	PY=$(PY) bash scripts/gpu_check.sh $(REFERENCE)
 
 # data throughput (images/s) of the lab's in-memory and streaming paths vs torchvision ImageFolder
 bench-data: install

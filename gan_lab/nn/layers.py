@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gan_lab.nn.fir import upfirdn2d
+
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)  # keeps the activations' second moment through leaky ReLU (He init)
 
@@ -30,14 +32,10 @@ def normalize_2nd_moment(x: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
 
 
-def bias_act(
+def bias_act_reference(
     x: Tensor, bias: Tensor | None, activation: str = "linear", gain: float = 1.0, clamp: float | None = None
 ) -> Tensor:
-    """``clamp(gain * act(x + b), -clamp, clamp)`` with act = identity or leaky ReLU(0.2).
-
-    The clamp (StyleGAN2-ADA's ``conv_clamp``, 256) keeps float16 activations from overflowing;
-    in float32 it is practically never active.
-    """
+    """``bias_act`` written as plain autograd ops (what ``bias_act`` computes; the tests compare them)."""
     if bias is not None:
         shape = [1, -1] + [1] * (x.ndim - 2)
         x = x + bias.to(x.dtype).reshape(shape)
@@ -52,45 +50,107 @@ def bias_act(
     return x
 
 
+def _act_grad(dy: Tensor, y: Tensor, slope: float | None, gain: float, clamp: float | None) -> Tensor:
+    """``dy * d(y)/d(x + b)`` from the output ``y`` alone: ``gain``, times ``slope`` where ``y <= 0``
+    (leaky ReLU keeps the sign), times 0 where the clamp held ``y`` at +-clamp."""
+    if slope is not None:
+        dy = torch.ops.aten.leaky_relu_backward(dy, y, slope, True)
+    if clamp is not None:
+        dy = torch.ops.aten.hardtanh_backward(dy, y, -clamp, clamp)
+    return dy * gain if gain != 1 else dy
+
+
+class _BiasActGrad(torch.autograd.Function):
+    """The backward of ``_BiasAct`` (linear in ``dy``, piecewise constant in ``y``), itself
+    differentiable: its backward is the same masked scaling, so R1 and path length (double
+    backward) run it again instead of the autograd of four elementwise ops."""
+
+    @staticmethod
+    def forward(ctx, dy: Tensor, y: Tensor, slope: float | None, gain: float, clamp: float | None) -> Tensor:
+        ctx.save_for_backward(y)
+        ctx.args = (slope, gain, clamp)
+        return _act_grad(dy, y, slope, gain, clamp)
+
+    @staticmethod
+    def backward(ctx, ddx: Tensor) -> tuple[Tensor, None, None, None, None]:
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        (y,) = ctx.saved_tensors
+        return _BiasActGrad.apply(ddx, y, *ctx.args), None, None, None, None
+
+
+class _BiasAct(torch.autograd.Function):
+    """``clamp(gain * act(x + b))`` in three passes over the activations (``gain * b + gain * x``
+    in one op, then leaky ReLU and clamp in place; the gain commutes with leaky ReLU since it is
+    positive), saving only the output for the backward (four passes: mask, scale, bias sum)
+    where the autograd of the plain ops makes eleven (add, leaky ReLU, mul, clamp and their
+    backwards)."""
+
+    @staticmethod
+    def forward(
+        ctx, x: Tensor, bias: Tensor | None, slope: float | None, gain: float, clamp: float | None
+    ) -> Tensor:
+        if bias is not None:
+            b = bias.to(x.dtype).reshape([1, -1] + [1] * (x.ndim - 2))
+            if gain == 1:
+                y = x + b
+            elif torch.compiler.is_compiling():
+                # torch.compile fuses the elementwise ops anyway, and its inductor (torch 2.14)
+                # miscompiles torch.add(b, F.linear(...), alpha=gain)
+                y = (x + b) * gain
+            else:
+                y = torch.add(b * gain, x, alpha=gain)
+        else:
+            y = x * gain if gain != 1 else x.clone()
+        if slope is not None:
+            y = F.leaky_relu_(y, slope)
+        if clamp is not None:
+            y = y.clamp_(-clamp, clamp)
+        ctx.save_for_backward(y)
+        ctx.args = (slope, gain, clamp)
+        ctx.has_bias = bias is not None
+        ctx.bias_dtype = bias.dtype if bias is not None else None
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: Tensor) -> tuple[Tensor | None, Tensor | None, None, None, None]:
+        (y,) = ctx.saved_tensors
+        dx = _BiasActGrad.apply(dy, y, *ctx.args)
+        db = None
+        if ctx.has_bias and ctx.needs_input_grad[1]:
+            db = dx.sum(dim=[0, *range(2, dx.ndim)]).to(ctx.bias_dtype)
+        return dx if ctx.needs_input_grad[0] else None, db, None, None, None
+
+
+def bias_act(
+    x: Tensor, bias: Tensor | None, activation: str = "linear", gain: float = 1.0, clamp: float | None = None
+) -> Tensor:
+    """``clamp(gain * act(x + b), -clamp, clamp)`` with act = identity or leaky ReLU(0.2).
+
+    The clamp (StyleGAN2-ADA's ``conv_clamp``, 256) keeps float16 activations from overflowing;
+    in float32 it is practically never active. One autograd op (``_BiasAct``) whose backward
+    needs only the output: the derivative of leaky ReLU is read off the output's sign and the
+    clamp's from ``|y| < clamp`` (as StyleGAN2-ADA's ``bias_act``), and the backward is itself
+    differentiable (double backward). Equal to ``bias_act_reference`` within float rounding
+    (``gain * x + gain * b`` instead of ``gain * (x + b)``).
+    """
+    if activation == "lrelu":
+        slope = LRELU_SLOPE
+    elif activation == "linear":
+        slope = None
+    else:
+        raise ValueError(f"activation={activation!r} is not one of 'linear', 'lrelu'")
+    if bias is None and slope is None and gain == 1 and clamp is None:
+        return x
+    return _BiasAct.apply(x, bias, slope, float(gain), None if clamp is None else float(clamp))
+
+
 # ---------------------------------------------------------------------------- FIR resampling
 def setup_filter(taps: tuple[float, ...] | list[float] = (1, 3, 3, 1)) -> Tensor:
-    """1-D low-pass filter normalised to sum 1; the 2-D filter is its outer product (separable)."""
+    """1-D low-pass filter normalised to sum 1; the 2-D filter is its outer product, which
+    ``upfirdn2d`` applies in one pass (``gan_lab/nn/fir.py``)."""
     f = torch.as_tensor(taps, dtype=torch.float32)
     return f / f.sum()
-
-
-def upfirdn2d(
-    x: Tensor,
-    f: Tensor,
-    up: int = 1,
-    down: int = 1,
-    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
-    gain: float = 1.0,
-) -> Tensor:
-    """Upsample by zero insertion, pad, filter with the separable FIR ``f`` x ``f``, decimate.
-
-    ``padding`` is (left, right, top, bottom) in the upsampled image; negative values crop.
-    ``gain`` scales the 2-D filter (``up**2`` for upsampling keeps the mean intensity, since
-    zero insertion leaves one nonzero pixel in ``up**2``).
-    """
-    b, c, h, w = x.shape
-    if up > 1:
-        x = x.reshape(b, c, h, 1, w, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(b, c, h * up, w * up)
-    left, right, top, bottom = padding
-    x = F.pad(x, [max(left, 0), max(right, 0), max(top, 0), max(bottom, 0)])
-    x = x[
-        :,
-        :,
-        max(-top, 0) : x.shape[2] - max(-bottom, 0),
-        max(-left, 0) : x.shape[3] - max(-right, 0),
-    ]
-    taps = (f * math.sqrt(gain)).flip(0).to(x.dtype)  # convolution, not correlation
-    k = taps.numel()
-    x = F.conv2d(x, taps.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c, stride=(1, down))
-    x = F.conv2d(x, taps.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c, stride=(down, 1))
-    return x
 
 
 def upsample2d(x: Tensor, f: Tensor, up: int = 2) -> Tensor:
@@ -224,6 +284,15 @@ class EqualizedConv2d(nn.Module):
 
 
 # ---------------------------------------------------------------------------- modulation
+def demodulation_coefficients(weight: Tensor, styles: Tensor, eps: float = 1e-8) -> Tensor:
+    """StyleGAN2's ``d_no = 1 / sqrt(sum_{i,k} (s_ni w_oik)^2 + eps)`` without the per-sample
+    kernels: the sum is ``sum_i s_ni^2 (sum_k w_oik^2)``, one (N, I) x (I, O) product, in float32
+    (autocast would run it in float16/bfloat16)."""
+    with torch.autocast(device_type=styles.device.type, enabled=False):
+        sums = styles.float().square() @ weight.float().square().sum(dim=[2, 3]).t()
+    return (sums + eps).rsqrt()
+
+
 def modulated_conv2d(
     x: Tensor,
     weight: Tensor,
@@ -242,7 +311,8 @@ def modulated_conv2d(
 
     ``fused=True`` runs it literally: one grouped convolution with per-sample kernels.
     ``fused=False`` (faster in training) scales the activations instead, which is the same
-    linear map: ``conv(x * s, w) * d``.
+    linear map: ``conv(x * s, w) * d``, and never builds the (N, O, I, k, k) per-sample kernels:
+    ``d = 1 / sqrt(s^2 @ sum_k(w^2)^T + 1e-8)`` (``demodulation_coefficients``).
 
     In float16 with demodulation, the kernel and the styles are first pre-normalised as in
     StyleGAN2-ADA (Karras et al. 2020, "Training Generative Adversarial Networks with Limited
@@ -255,6 +325,22 @@ def modulated_conv2d(
     ``conv(x * s, w)`` shrinks: each of its ``I k k`` terms is at most ``|x| / sqrt(I k k)``
     (1/68 of ``|x|`` for a 512-channel 3x3 layer), which keeps it in float16's range.
     """
+    y, dcoefs = _modulate_and_convolve(x, weight, styles, demodulate, up, resample_filter, fused)
+    return y * dcoefs.to(y.dtype).reshape(*dcoefs.shape, 1, 1) if dcoefs is not None else y
+
+
+def _modulate_and_convolve(
+    x: Tensor,
+    weight: Tensor,
+    styles: Tensor,
+    demodulate: bool,
+    up: int,
+    resample_filter: Tensor | None,
+    fused: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """``modulated_conv2d`` up to the demodulation: the convolution's output and the (N, O)
+    coefficients still to multiply it by (None when fused, where they are in the kernels, or
+    without demodulation), so that ``ModulatedConv2d`` adds its noise in the same op."""
     n = x.shape[0]
     out_channels, in_channels = weight.shape[:2]
     if styles.shape != (n, in_channels):
@@ -265,24 +351,18 @@ def modulated_conv2d(
         fan_in = weight[0].numel()  # I k k
         weight = weight / (math.sqrt(fan_in) * weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
-    dcoefs = None
-    if demodulate or fused:
-        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, O, I, k, k]
-        if demodulate:
-            dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
+    dcoefs = demodulation_coefficients(weight, styles) if demodulate else None  # [N, O]
     if not fused:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
-        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up)
-        if dcoefs is not None:
-            x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
-        return x
+        return conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up), dcoefs
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # [N, O, I, k, k]
     if dcoefs is not None:
         w = w * dcoefs.reshape(n, -1, 1, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])
     x = conv2d_resample(
         x, w.reshape(-1, in_channels, *weight.shape[2:]).to(x.dtype), resample_filter, up=up, groups=n
     )
-    return x.reshape(n, out_channels, *x.shape[2:])
+    return x.reshape(n, out_channels, *x.shape[2:]), None
 
 
 NOISE_MODES = ("random", "const", "none")
@@ -330,16 +410,22 @@ class ModulatedConv2d(nn.Module):
         fused: bool = False,
     ) -> Tensor:
         styles = self.affine(w) * self.weight_gain  # equalized LR (cancelled by demodulation)
-        x = modulated_conv2d(x, self.weight, styles, True, self.up, self.resample_filter, fused)
+        x, dcoefs = _modulate_and_convolve(x, self.weight, styles, True, self.up, self.resample_filter, fused)
+        noise = None
         if noise_mode == "random":
             noise = torch.randn(
                 x.shape[0], 1, self.resolution, self.resolution, generator=rng, device=x.device, dtype=x.dtype
             )
-            x = x + noise * self.noise_strength.to(x.dtype)
+            noise = noise * self.noise_strength.to(x.dtype)
         elif noise_mode == "const":
-            x = x + (self.noise_const * self.noise_strength).to(x.dtype)
+            noise = (self.noise_const * self.noise_strength).to(x.dtype)
         elif noise_mode != "none":
             raise ValueError(f"noise_mode={noise_mode!r} is not one of {NOISE_MODES}")
+        if dcoefs is not None:  # demodulation and noise in one op: x * d + noise
+            d = dcoefs.to(x.dtype).reshape(*dcoefs.shape, 1, 1)
+            x = torch.addcmul(noise, x, d) if noise is not None else x * d
+        elif noise is not None:
+            x = x + noise
         return bias_act(x, self.bias, "lrelu", gain=LRELU_GAIN, clamp=self.conv_clamp)
 
     def extra_repr(self) -> str:

@@ -14,8 +14,18 @@ random in-memory data of the right shape. The plain loop is written out here: th
 phases, the same Adam settings (lazy-corrected for StyleGAN), style mixing, lazy R1 and path
 length for StyleGAN, and the generator EMA.
 
-    python scripts/benchmarks/train_step.py [--configs dcgan32,dcgan64,stylegan32,stylegan64] [--repeats 3]
-        [--iters 30] [--warmup 5] [--batch 32] [--extra "model.channels_last=true"]
+    python scripts/benchmarks/train_step.py [--configs dcgan32,dcgan64,stylegan32,stylegan64,stylegan32-ref]
+        [--repeats 3] [--iters 30] [--warmup 5] [--batch 32] [--extra "model.channels_last=true"]
+        [--precision 32|16-mixed|bf16-mixed] [--threads N]
+
+``stylegan32-ref`` is StyleGAN2 at stylegan2-ada-pytorch's size for 32 px (its auto config: 512
+channels, map 2) and batch 8, with 4 timed iterations after 1 (a CPU needs about 15 s per
+iteration): the timed window holds one path-length step (every 4th iteration) and no R1 step
+(every 16th; ``scripts/benchmarks/stylegan_reference.py`` times every phase separately, against the
+reference itself). ``stylegan64-ref`` and ``stylegan256-ref`` are the same at 64 and 256 px
+(256 and 64 channels at the top) with ADA auto's batch (32 and 16), for GPUs. ``--precision``
+applies to both sides (the plain loop under ``torch.autocast``, with a ``GradScaler`` for
+``16-mixed``).
 """
 
 from __future__ import annotations
@@ -32,13 +42,24 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
+REFERENCE_SIZE = ["model.generator.channel_base=16384", "model.generator.channel_max=512"]
 CONFIGS = {
-    # name: (model, resolution, lab overrides); StyleGAN narrow so a CPU can measure it
+    # name: (model, resolution, lab overrides[, settings that replace --batch/--iters/--warmup]);
+    # StyleGAN narrow so a CPU can measure it, and at the reference's size (ADA auto, batch 8)
     "dcgan32": ("dcgan", 32, []),
     "dcgan64": ("dcgan", 64, []),
     "stylegan32": ("stylegan", 32, ["model.generator.channel_base=1024", "model.generator.channel_max=64"]),
     "stylegan64": ("stylegan", 64, ["model.generator.channel_base=1024", "model.generator.channel_max=64"]),
+    "stylegan32-ref": ("stylegan", 32, REFERENCE_SIZE, {"batch": 8, "iters": 4, "warmup": 1}),
+    "stylegan64-ref": ("stylegan", 64, REFERENCE_SIZE, {"batch": 32}),  # ADA auto's batch (GPUs)
+    "stylegan256-ref": ("stylegan", 256, REFERENCE_SIZE, {"batch": 16}),
 }
+
+
+def config_settings(config: str, args: argparse.Namespace) -> dict:
+    """batch, iters and warmup of ``config``: its own where CONFIGS gives them, else the arguments'."""
+    own = CONFIGS[config][3] if len(CONFIGS[config]) > 3 else {}
+    return {k: own.get(k, getattr(args, k)) for k in ("batch", "iters", "warmup")}
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -135,7 +156,13 @@ def lab_worker(
 
 # ---------------------------------------------------------------------------- the plain loop
 def plain_worker(
-    model: str, resolution: int, overrides: list[str], batch: int, warmup: int, iters: int
+    model: str,
+    resolution: int,
+    overrides: list[str],
+    batch: int,
+    warmup: int,
+    iters: int,
+    precision: str = "32",
 ) -> dict:
     from hydra.utils import instantiate
 
@@ -172,14 +199,26 @@ def plain_worker(
         c = interval / (interval + 1) if interval else 1.0
         return torch.optim.Adam(params, lr=opt.lr * c, betas=(opt.betas[0] ** c, opt.betas[1] ** c))
 
-    opt_d = adam(D.parameters(), m.optimizer_d, m.d_reg_interval if r1 > 0 else None)
-    opt_g = adam(G.parameters(), m.optimizer_g, m.pl_interval if pl_on else None)
+    # StyleGAN2-ADA corrects both optimizers whether or not the regularizers run
+    stylegan = model == "stylegan"
+    opt_d = adam(D.parameters(), m.optimizer_d, m.d_reg_interval if r1 > 0 or stylegan else None)
+    opt_g = adam(G.parameters(), m.optimizer_g, m.pl_interval if pl_on or stylegan else None)
+    dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
     data = torch.randint(0, 256, (4096, 3, resolution, resolution), dtype=torch.uint8)
     pl_mean = torch.zeros((), device=device)
     images_seen = 0
 
     def fakes(n, grad):
         z = torch.randn(n, g.z_dim, device=device)
+        with autocast():
+            return fakes_of(z)
+
+    def fakes_of(z):
         if model == "dcgan":
             return G(z), None
         ws = G.mapping(z)
@@ -191,8 +230,12 @@ def plain_worker(
     def step(opt, params_of, loss_value):
         for p in params_of.parameters():
             p.grad = None
-        loss_value.backward()
-        opt.step()
+        scaler.scale(loss_value).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    def scale():
+        return float(scaler.get_scale()) if scaler.is_enabled() else 1.0
 
     def iteration(i):
         nonlocal pl_mean, images_seen
@@ -201,10 +244,12 @@ def plain_worker(
         # G phase (StyleGAN: first)
         D.requires_grad_(False)
         fake, _ = fakes(batch, True)
-        step(opt_g, G, loss.generator(D(fake).flatten()))
+        with autocast():
+            logits = D(fake).flatten()
+        step(opt_g, G, loss.generator(logits))
         if pl_on and i % m.pl_interval == 0:
             img, ws = fakes(max(batch // m.pl_batch_shrink, 1), True)
-            lengths = path_lengths(img, ws, torch.randn_like(img))
+            lengths = path_lengths(img, ws, torch.randn_like(img), scale())
             pl_mean = pl_mean.lerp(lengths.mean(), m.pl_decay)
             penalty = (lengths - pl_mean).square().mean() * m.pl_weight * m.pl_interval
             pl_mean = pl_mean.detach()
@@ -214,11 +259,15 @@ def plain_worker(
         G.requires_grad_(False)
         with torch.no_grad():
             fake, _ = fakes(batch, False)
-        step(opt_d, D, loss.discriminator(D(real).flatten(), D(fake).flatten()))
+        with autocast():
+            real_logits, fake_logits = D(real).flatten(), D(fake).flatten()
+        step(opt_d, D, loss.discriminator(real_logits, fake_logits))
         if r1 > 0 and i % m.d_reg_interval == 0:
             x = real.detach().requires_grad_(True)
-            logits = D(x).flatten()
-            step(opt_d, D, r1_penalty(logits, x).mean() * (r1 / 2) * m.d_reg_interval + logits.sum() * 0)
+            with autocast():
+                logits = D(x).flatten()
+            penalty = r1_penalty(logits, x, scale()).mean()
+            step(opt_d, D, penalty * (r1 / 2) * m.d_reg_interval + logits.sum() * 0)
         G.requires_grad_(True)
         update_ema(G_ema, G, ema_beta(batch, m.ema_kimg, images_seen, m.ema_rampup))
         images_seen += batch
@@ -242,6 +291,7 @@ def plain_worker(
 
 # ---------------------------------------------------------------------------- driver
 def measure(impl: str, config: str, args: argparse.Namespace) -> dict:
+    settings = config_settings(config, args)
     cmd = [
         sys.executable,
         __file__,
@@ -250,14 +300,18 @@ def measure(impl: str, config: str, args: argparse.Namespace) -> dict:
         "--configs",
         config,
         "--iters",
-        str(args.iters),
+        str(settings["iters"]),
         "--warmup",
-        str(args.warmup),
+        str(settings["warmup"]),
         "--batch",
-        str(args.batch),
+        str(settings["batch"]),
         "--extra",
         args.extra,
+        "--precision",
+        args.precision,
     ]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     done = subprocess.run(
         cmd,
         capture_output=True,
@@ -273,7 +327,7 @@ def measure(impl: str, config: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="lab vs plain training-step throughput")
-    parser.add_argument("--configs", default="dcgan32,dcgan64,stylegan32,stylegan64")
+    parser.add_argument("--configs", default="dcgan32,dcgan64,stylegan32,stylegan64,stylegan32-ref")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
@@ -281,13 +335,26 @@ def main() -> None:
     parser.add_argument(
         "--extra", default="", help="space-separated overrides for the lab (e.g. model.channels_last=true)"
     )
+    parser.add_argument("--precision", default="32", choices=["32", "16-mixed", "bf16-mixed"])
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads in each worker")
     parser.add_argument("--worker", choices=["lab", "plain"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     extra = args.extra.split()
+    unknown = [c for c in args.configs.split(",") if c not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"--configs: unknown {unknown}; known: {', '.join(CONFIGS)}")
     if args.worker:
-        model, resolution, overrides = CONFIGS[args.configs]
-        fn = lab_worker if args.worker == "lab" else plain_worker
-        print(json.dumps(fn(model, resolution, overrides + extra, args.batch, args.warmup, args.iters)))
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model, resolution, overrides = CONFIGS[args.configs][:3]
+        if args.worker == "lab":
+            overrides = [*overrides, f"trainer.precision={args.precision}"]
+            out = lab_worker(model, resolution, overrides + extra, args.batch, args.warmup, args.iters)
+        else:
+            out = plain_worker(
+                model, resolution, overrides + extra, args.batch, args.warmup, args.iters, args.precision
+            )
+        print(json.dumps(out))
         return
     configs = args.configs.split(",")
     runs: dict[str, dict[str, list[dict]]] = {c: {"lab": [], "plain": []} for c in configs}
@@ -307,12 +374,13 @@ def main() -> None:
     rows, table = (
         [],
         [
-            f"Device: {device}; batch {args.batch}; {args.iters} timed iterations after {args.warmup}; "
-            f"{args.repeats} interleaved repeats; extra lab overrides: `{args.extra or 'none'}`",
+            f"Device: {device}; precision {args.precision}; threads "
+            f"{args.threads or torch.get_num_threads()}; {args.repeats} interleaved repeats; "
+            f"extra lab overrides: `{args.extra or 'none'}`",
             "",
-            "| config | lab it/s | plain it/s | lab images/s | ratio lab/plain (min, max) | lab peak MB "
-            "| plain peak MB |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| config | batch | timed iterations (after) | lab it/s | plain it/s | lab images/s "
+            "| ratio lab/plain (min, max) | lab peak MB | plain peak MB |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ],
     )
     for c in configs:
@@ -330,8 +398,11 @@ def main() -> None:
             "plain_peak_mb": max(x["peak_mb"] for x in runs[c]["plain"]),
         }
         rows.append(row)
+        settings = config_settings(c, args)
         table.append(
-            f"| {c} | {row['lab_it_s']:.2f} | {row['plain_it_s']:.2f} | {row['lab_it_s'] * args.batch:.0f} | "
+            f"| {c} | {settings['batch']} | {settings['iters']} ({settings['warmup']}) "
+            f"| {row['lab_it_s']:.2f} | {row['plain_it_s']:.2f} "
+            f"| {row['lab_it_s'] * settings['batch']:.0f} | "
             f"{row['ratio']:.3f} ({row['ratio_min']:.3f}, {row['ratio_max']:.3f}) | "
             f"{row['lab_peak_mb']:.0f} | {row['plain_peak_mb']:.0f} |"
         )
