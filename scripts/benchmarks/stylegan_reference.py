@@ -1,8 +1,9 @@
 """Side-by-side training-step timing of the lab's StyleGAN2 against NVIDIA's stylegan2-ada-pytorch.
 
     python scripts/benchmarks/stylegan_reference.py --reference /path/to/stylegan2-ada-pytorch
-        [--repeats 5] [--iters 1] [--warmup 1] [--resolution 32] [--batch 8]
-        [--precision 32|16-mixed|bf16-mixed] [--lab PATH] [--count-convs] [--out FILE.md]
+        [--repeats 5] [--iters 1] [--warmup 1] [--resolution 32] [--batch 8] [--threads N]
+        [--precision 32|16-mixed|bf16-mixed] [--lab PATH] [--lab-overrides "KEY=VALUE ..."]
+        [--check-gradients] [--count-convs] [--phases Gmain,Dreg] [--out FILE.md]
 
 Equal settings on both sides (the defaults: 32x32 RGB, 512 channels, map 2, batch 8, path length
 on, fp32, no augmentation, R1 gamma of ADA's auto config ``0.0002 R^2 / B``). The reference is a
@@ -27,13 +28,23 @@ Phases, each one optimizer step:
 
 Each repeat times every phase ``--iters`` times, lab and reference alternately (the order flips
 every repeat), after ``--warmup`` untimed runs. A whole iteration is ``Gmain + Greg / 4 + Dmain +
-Dreg / 16 + EMA`` (the lazy intervals amortised). Reported: per phase the ratio of times
+Dreg / 16 + EMA`` (the lazy intervals, ``model.pl_interval`` and ``model.d_reg_interval``,
+amortised). Reported: per phase the ratio of times
 lab/reference (min, median, max over repeats; < 1 = the lab is faster), and for the whole
 iteration the speed lab/reference (> 1 = the lab is faster). ``--count-convs`` also counts the
 convolution calls (``aten.convolution`` and ``aten.convolution_backward``, as the dispatcher sees
 them) of one run of each phase.
 
-``--lab PATH`` times another checkout's lab (e.g. an older commit: ``git worktree add``).
+``--lab PATH`` times another checkout's lab (e.g. an older commit: ``git worktree add``);
+``--lab-overrides`` changes the lab's config (e.g. ``+model.optimizer_g.fused=true``);
+``--check-gradients`` first compares the two implementations' R1, path-length and G-loss
+parameter gradients (64 channels, same weights and inputs) and refuses to time different math.
+
+On a CPU shared with other work the absolute times move by 2x and more between minutes; the
+interleaved ratios are the steadier numbers. With two intra-op threads on a busy machine every
+parallel op also waits for the second thread (about 10 ms), which penalises the implementation
+with more ops (the reference's R1: 3,151 convolution calls); ``--threads 1`` measures without
+that.
 """
 
 from __future__ import annotations
@@ -55,7 +66,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 PHASES = ("Gmain", "Greg", "Dmain", "Dreg", "Gema", "G_ema forward")
-ITERATION = {"Gmain": 1.0, "Greg": 1 / 4, "Dmain": 1.0, "Dreg": 1 / 16, "Gema": 1.0}  # amortised
+ITERATION = ("Gmain", "Greg", "Dmain", "Dreg", "Gema")  # a whole iteration, lazy phases amortised
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -503,15 +514,19 @@ def main(argv: list[str] | None = None) -> int:
             f"| {lo:.2f} | **{med:.2f}** | {hi:.2f} |"
         )
     if all(p in phases for p in ITERATION):
+        weight = {"Greg": 1 / sides.pl_interval, "Dreg": 1 / sides.d_reg_interval}
         per_repeat = {
-            side: [sum(times[p][side][r] * w for p, w in ITERATION.items()) for r in range(args.repeats)]
+            side: [
+                sum(times[p][side][r] * weight.get(p, 1.0) for p in ITERATION) for r in range(args.repeats)
+            ]
             for side in ("lab", "reference")
         }
         speed = [b / a for a, b in zip(per_repeat["lab"], per_repeat["reference"], strict=True)]
         lo, med, hi = summary(speed)
         lines += [
             "",
-            "| whole iteration (Gmain + Greg/4 + Dmain + Dreg/16 + EMA) | lab s | reference s "
+            f"| whole iteration (Gmain + Greg/{sides.pl_interval} + Dmain + Dreg/{sides.d_reg_interval} "
+            "+ EMA) | lab s | reference s "
             "| speed lab / reference: min | median | max |",
             "| --- | ---: | ---: | ---: | ---: | ---: |",
             f"| iteration | {statistics.median(per_repeat['lab']):.3f} "
