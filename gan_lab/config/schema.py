@@ -282,6 +282,7 @@ class AdamConfig(OptimizerConfig):
     _target_: str = target("torch.optim.Adam")
     betas: list[float] = setting([0.9, 0.999], BETAS)
     eps: float = setting(1e-8, POSITIVE)
+    fused: bool | None = setting(None)  # one fused kernel per step (null: PyTorch's choice)
 
 
 @dataclass
@@ -294,6 +295,7 @@ class AdamWConfig(AdamConfig):
 class SGDConfig(OptimizerConfig):
     _target_: str = target("torch.optim.SGD")
     momentum: float = setting(0.0, between(0, 1, "a number in [0, 1)", open_high=True))
+    fused: bool | None = setting(None)  # one fused kernel per step (null: PyTorch's choice)
 
 
 @dataclass
