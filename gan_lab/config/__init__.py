@@ -301,6 +301,15 @@ def validate_generate(cfg: DictConfig) -> None:
             f"class={checked['class']} and classes={checked['classes']} are both given: choose one "
             "(class=K: a grid of one class; classes=[K,...]: one row per class)"
         )
+    mode, seeds = checked.get("mode"), checked.get("seeds")
+    if mode == "seeds" and seeds is None:
+        raise ConfigError(
+            "mode=seeds needs the seeds to draw: seeds=[1,2,3] writes seed0001.png to seed0003.png"
+        )
+    if seeds is not None and mode not in ("seeds", "grid"):
+        raise ConfigError(
+            f"seeds={seeds} is for mode=seeds and mode=grid; mode={mode} takes its latents from seed="
+        )
 
 
 def validate_evaluate(cfg: DictConfig) -> None:

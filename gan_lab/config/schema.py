@@ -46,9 +46,13 @@ MNIST_SPLITS = ("train", "test")
 CIFAR_SPLITS = ("train", "test")
 CELEBA_SPLITS = ("train", "valid", "test", "all")
 FOLDER_SPLITS = ("train",)
-GENERATE_MODES = ("grid", "interpolate", "style_mix")
+GENERATE_MODES = ("grid", "interpolate", "style_mix", "seeds")
 NOISE = ("const", "random", "none")
+EXPORT_FORMATS = ("torchscript", "export", "state_dict")
+EXPORT_NOISE = ("const", "none")  # an exported file is deterministic
 MIXES = ("coarse", "middle", "fine")
+PROJECT_MODES = ("w", "wplus")
+PROJECT_DISTANCES = ("auto", "lpips", "pixel")
 CACHE_VERIFY = ("stat", "hash")
 MIN_RESOLUTION = 32
 
@@ -640,6 +644,13 @@ class GenerateConfig(Schema):
         ),
         expected="a list of class labels (integers >= 0), e.g. [0,1,2], or null",
     )
+    seeds: list[int] | None = setting(
+        None,
+        Rule(
+            lambda v: v is None or (len(v) > 0 and all(is_int(s) and 0 <= s < 2**64 for s in v)),
+            "a non-empty list of seeds (integers from 0 to 2^64 - 1), e.g. [1,2,3], or null",
+        ),
+    )
     psi: float = setting(1.0, ANY_NUMBER, expected="a number (1 = no truncation)")
     cutoff: int | None = setting(None, optional(NON_NEGATIVE_INT))
     noise: str = setting("const", one_of(*NOISE))
@@ -649,6 +660,7 @@ class GenerateConfig(Schema):
     rows: int = setting(5, POSITIVE_INT)
     cols: int = setting(5, POSITIVE_INT)
     mix: str = setting("coarse", one_of(*MIXES))
+    upscale: int = setting(1, POSITIVE_INT)
     device: str = setting("auto", DEVICE)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
