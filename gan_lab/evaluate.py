@@ -8,6 +8,11 @@ printed and written with their protocol to ``scores.json`` in the evaluation's f
 A conditional checkpoint is scored as in training: fakes asked for labels balanced to the real
 label distribution, ``class_acc`` with the domain features, and the intra-class FID with
 ``metrics.per_class=true`` (``gan_lab/metrics/evaluator.py``).
+
+``metrics.extra=[is,pr,ppl]`` adds the Inception Score, precision/recall and the perceptual path
+length (``python evaluate.py ckpt=... metrics.extra=[is,pr,ppl] metrics.ppl_num_samples=10000``),
+in ``scores.json`` with their protocol; a request the model cannot answer (PPL in w space of a
+DCGAN) is refused before the real features are computed.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ def pick_device(name: str) -> torch.device:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     validate_evaluate(cfg)  # every option, before the checkpoint is loaded
     module, info = load_model(cfg.ckpt)
+    if not cfg.get("metrics"):
+        raise ConfigError("metrics=none: nothing to evaluate")
+    evaluator = instantiate(cfg.metrics).evaluator
+    evaluator.check_module(module)  # what the model cannot be scored with, before any work
     data_cfg = OmegaConf.create(info["config"]["data"])
     if cfg.get("data_root"):
         data_cfg.root = cfg.data_root
@@ -56,9 +65,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule.setup("fit")
     device = pick_device(cfg.device)
     module.to(device)
-    if not cfg.get("metrics"):
-        raise ConfigError("metrics=none: nothing to evaluate")
-    evaluator = instantiate(cfg.metrics).evaluator
     evaluator.setup(datamodule, device)
     scores = evaluator.score(module)
     record = {
@@ -85,6 +91,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         real = record.get("real_class_acc")
         reference = f"   (the classifier on the reals: {real:.4f})" if real is not None else ""
         print(f"class_acc    {record['class_acc']:.4f}{reference}")
+    if record.get("is") is not None:
+        print(
+            f"is           {record['is']:.4f} +- {record['is_std']:.4f}   "
+            f"({record['is_splits']} splits, {record['is_logits']})"
+        )
+    if record.get("precision") is not None:
+        print(
+            f"precision    {record['precision']:.4f}   recall {record['recall']:.4f}   "
+            f"(k={record['pr_k']}, {record['pr_features']} features)"
+        )
+    if record.get("ppl") is not None:
+        print(
+            f"ppl          {record['ppl']:.4f}   ({record['ppl_pairs']} pairs, {record['ppl_space']} space, "
+            f"sampling {record['ppl_sampling']}, epsilon {record['ppl_epsilon']:g}, "
+            f"{record['ppl_distance'].split(':')[0]} distance, {record['ppl_seconds']:.1f} s)"
+        )
     if record.get("conditional"):
         print(f"labels       {record['num_classes']} classes, {record['fake_labels']}")
     print(

@@ -368,6 +368,15 @@ OUT_OF_RANGE = [
     ("metrics/default", "metrics.kid_subset_size=1"),
     ("metrics/default", "metrics.seed=-1"),
     ("metrics/default", "metrics.per_class=maybe"),
+    ("metrics/default", "metrics.extra=[is,fid]"),
+    ("metrics/default", "metrics.is_splits=0"),
+    ("metrics/default", "metrics.pr_k=0"),
+    ("metrics/default", "metrics.ppl_num_samples=1"),
+    ("metrics/default", "metrics.ppl_space=y"),
+    ("metrics/default", "metrics.ppl_sampling=middle"),
+    ("metrics/default", "metrics.ppl_epsilon=0"),
+    ("metrics/default", "metrics.ppl_crop=maybe"),
+    ("metrics/default", "metrics.ppl_distance=l2"),
     ("logger/wandb", "logger.wandb.log_model=sometimes"),
 ]
 

@@ -23,6 +23,11 @@ labels' histogram (``gan_lab/metrics/evaluator.py``); its records say so in thei
 * with ``metrics.per_class=true``, ``val/fid_<features>_intra``: the mean over classes of the
   intra-class FID, the per-class values as ``fid_<features>_class`` in the record.
 
+``metrics.extra`` adds ``val/is`` (and ``val/is_std``), ``val/precision`` and ``val/recall``,
+``val/ppl`` (``is``, ``pr``, ``ppl``), each recorded with its protocol (``is_splits``,
+``is_logits``; ``pr_k``, ``pr_features``; ``ppl_num_samples``, ``ppl_space``, ``ppl_sampling``,
+``ppl_epsilon``, ``ppl_crop``, ``ppl_distance``); see ``gan_lab/metrics/evaluator.py``.
+
 The checkpoint with the best score of ``monitor`` is kept as ``checkpoints/best.ckpt``; the best
 value, its iteration and the history are part of this callback's checkpoint state, so a resumed
 run keeps comparing against them.
@@ -48,6 +53,7 @@ from gan_lab.metrics.evaluator import Evaluator
 from gan_lab.utils.plot import line_plot
 
 log = logging.getLogger("gan_lab.train")
+EXTRA_LOGGED = ("is", "is_std", "precision", "recall", "ppl")  # logged as val/<key> when scored
 
 
 class QualityCallback(pl.Callback):
@@ -78,6 +84,7 @@ class QualityCallback(pl.Callback):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
+            self.evaluator.check_module(pl_module)  # before the real features: a refusal costs nothing
             self.evaluator.setup(trainer.datamodule, pl_module.device)
 
     def evaluate(self, trainer: pl.Trainer, pl_module: Any) -> dict[str, Any]:
@@ -130,6 +137,9 @@ class QualityCallback(pl.Callback):
         intra = record.get(f"fid_{features}_intra")
         if intra is not None:
             values[f"val/fid_{features}_intra"] = intra
+        for key in EXTRA_LOGGED:
+            if record.get(key) is not None:
+                values[f"val/{key}"] = record[key]
         for logger in trainer.loggers:
             logger.log_metrics(values, step=record["iteration"])
         with Image.open(plot) as picture:
@@ -140,6 +150,12 @@ class QualityCallback(pl.Callback):
             floor_text += f"  intra-FID {intra:.4f}"
         if record.get("class_acc") is not None:
             floor_text += f"  class acc {record['class_acc']:.4f}"
+        if record.get("is") is not None:
+            floor_text += f"  IS {record['is']:.3f}"
+        if record.get("precision") is not None:
+            floor_text += f"  P {record['precision']:.3f} R {record['recall']:.3f}"
+        if record.get("ppl") is not None:
+            floor_text += f"  PPL {record['ppl']:.4g}"
         log.info(
             "iter %d  kimg %.1f  FID %.4f  KID %.5f%s  [%s, %d fakes, %.1f s]",
             record["iteration"],

@@ -265,6 +265,13 @@ def _check_relations(c: dict[str, Any]) -> None:
                 f"metrics.split={metrics['split']!r} is invalid: expected a split of data "
                 f"({', '.join(splits)})"
             )
+        generator = str((model.get("generator") or {}).get("_target_", ""))
+        ppl_w = "ppl" in (metrics.get("extra") or []) and metrics.get("ppl_space") == "w"
+        if ppl_w and generator.startswith("gan_lab.nn.dcgan."):  # the built module: checked again
+            raise ConfigError(
+                "metrics.ppl_space=w needs a generator with a mapping network (StyleGAN); "
+                f"{generator.rsplit('.', 1)[-1]} has no w space: use metrics.ppl_space=z"
+            )
 
 
 def _validate_script(cfg: DictConfig, schema: type[Schema], script: str) -> dict[str, Any]:

@@ -42,6 +42,10 @@ DIFFAUG_POLICIES = ("color", "translation", "cutout")
 D_NORMS = ("batch", "none")
 FEATURES = ("auto", "domain", "inception")
 MONITORS = ("fid", "kid")
+EXTRA_METRICS = ("is", "pr", "ppl")  # Inception Score, precision/recall, perceptual path length
+PPL_SPACES = ("auto", "w", "z")
+PPL_SAMPLINGS = ("end", "full")
+PPL_DISTANCES = ("auto", "lpips", "domain")
 MNIST_SPLITS = ("train", "test")
 CIFAR_SPLITS = ("train", "test")
 CELEBA_SPLITS = ("train", "valid", "test", "all")
@@ -572,6 +576,17 @@ class QualityConfig(Schema):
     seed: int = setting(0, SEED)
     # conditional models: also the intra-class FID (a second pass of fakes, one FID per class)
     per_class: bool = setting(False, Rule(lambda v: isinstance(v, bool), "true or false"))
+    # more of the standard set (gan_lab/metrics/extra.py, ppl.py): any of is, pr, ppl
+    extra: list[str] = setting([], subset_of(EXTRA_METRICS, "[is,pr,ppl]"))
+    is_splits: int = setting(10, POSITIVE_INT)
+    pr_k: int = setting(3, POSITIVE_INT)
+    ppl_num_samples: int = setting(2000, AT_LEAST_TWO)
+    ppl_space: str = setting("auto", one_of(*PPL_SPACES))
+    ppl_sampling: str = setting("end", one_of(*PPL_SAMPLINGS))
+    ppl_epsilon: float = setting(1e-4, between(0, 0.1, "a number in (0, 0.1]", open_low=True))
+    ppl_crop: bool = setting(False, Rule(lambda v: isinstance(v, bool), "true or false"))
+    ppl_distance: str = setting("auto", one_of(*PPL_DISTANCES))
+    vgg16_weights: str | None = setting(None, expected="a path to torchvision's vgg16-397923af.pth or null")
 
 
 # ---------------------------------------------------------------------------- loggers

@@ -16,6 +16,10 @@
   the class fidelity of a conditional generator (``class_acc``). Inception has no such head
   here (its 1008 ImageNet logits say nothing about a dataset's own classes).
 
+The Inception Score (``gan_lab/metrics/extra.py``) takes the logits of the same pass
+(``outputs``): Inception's 1008 ``logits_unbiased`` (torch-fidelity computes them after the pool
+features, in the same forward), or the domain classifier's class logits ("domain IS").
+
 A 2-D input (already features) passes through unchanged. FID and KID never run an extractor
 themselves: ``gan_lab/metrics/quality.py`` runs it once per batch and feeds both the features.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +49,15 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+class Outputs(NamedTuple):
+    """One pass of an extractor: its features, the dataset's class logits (None without a class
+    head) and the logits the Inception Score is computed on (None where it has none)."""
+
+    features: Tensor
+    logits: Tensor | None
+    score_logits: Tensor | None
+
+
 class FeatureExtractor(nn.Module):
     """Base: ``forward(images in [-1, 1]) -> (N, num_features)`` float32, no gradients."""
 
@@ -52,12 +66,18 @@ class FeatureExtractor(nn.Module):
     weights_sha256: str = ""
     resize: str = ""
     has_logits = False  # whether features_and_logits gives the dataset's class logits
+    score_logits = ""  # what the Inception Score is computed on ("" for none)
+    num_score_classes = 0
 
     def extract(self, images: Tensor) -> Tensor:
         raise NotImplementedError
 
     def extract_with_logits(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
         return self.extract(images), None
+
+    def extract_outputs(self, images: Tensor) -> Outputs:
+        features, logits = self.extract_with_logits(images)
+        return Outputs(features, logits, None)
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
@@ -73,6 +93,12 @@ class FeatureExtractor(nn.Module):
             return images.float(), None
         features, logits = self.extract_with_logits(images)
         return features.float(), None if logits is None else logits.float()
+
+    @torch.no_grad()
+    def outputs(self, images: Tensor) -> Outputs:
+        """Features, class logits and Inception-Score logits of one pass (see ``Outputs``)."""
+        out = self.extract_outputs(images)
+        return Outputs(*(None if t is None else t.float() for t in out))
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         return super().train(False)  # always in inference mode
@@ -125,6 +151,8 @@ class InceptionFeatures(FeatureExtractor):
     name = "inception"
     num_features = 2048
     resize = "torch-fidelity TF1-exact bilinear to 299x299, no antialiasing"
+    score_logits = "Inception logits_unbiased (1008 classes)"
+    num_score_classes = 1008
 
     def __init__(self, weights: str | Path) -> None:
         super().__init__()
@@ -134,15 +162,18 @@ class InceptionFeatures(FeatureExtractor):
             torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as e:
             raise ConfigError(f"{weights} is not a weights file of the FID Inception: {e}") from e
-        self.net = FeatureExtractorInceptionV3(
-            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
+        self.net = FeatureExtractorInceptionV3(  # the logits come from the same forward
+            "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(weights)
         )
         self.weights_sha256 = file_sha256(weights)
 
     def extract(self, images: Tensor) -> Tensor:
+        return self.extract_outputs(images).features
+
+    def extract_outputs(self, images: Tensor) -> Outputs:
         rgb = to_uint8(match_channels(images.float(), 3))
-        (features,) = self.net(rgb)
-        return features
+        features, logits = self.net(rgb)
+        return Outputs(features, None, logits)
 
 
 class DomainFeatures(FeatureExtractor):
@@ -151,12 +182,14 @@ class DomainFeatures(FeatureExtractor):
     name = "domain"
     resize = "luma, bilinear (antialiased when shrinking) to 32x32"
     has_logits = True
+    score_logits = "domain classifier class logits (domain IS)"
 
     def __init__(self, classifier: nn.Module, weights_sha256: str, frame: int = 32) -> None:
         super().__init__()
         self.classifier = classifier
         self.frame = frame
         self.num_features = classifier.feature_dim
+        self.num_score_classes = int(classifier.head[-1].out_features)
         self.weights_sha256 = weights_sha256
 
     def framed(self, images: Tensor) -> Tensor:
@@ -176,3 +209,7 @@ class DomainFeatures(FeatureExtractor):
 
     def extract_with_logits(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
         return self.classifier.features_and_logits(self.framed(images))
+
+    def extract_outputs(self, images: Tensor) -> Outputs:
+        features, logits = self.extract_with_logits(images)
+        return Outputs(features, logits, logits)

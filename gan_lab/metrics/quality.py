@@ -27,6 +27,11 @@ Conditional models (``gan_lab/metrics/evaluator.py`` draws the labels):
   same pass that gives their features.
 * intra-class FID (``QualityMetrics.intra_fid``): per class, FID between that class's fakes and
   the cached reals of that label; reused one FID state, class after class.
+
+More of the standard set, from the same single pass per batch when asked for
+(``gan_lab/metrics/extra.py``): the Inception Score on the extractor's logits (``inception_score``)
+and the improved precision and recall on the same features as FID (``precision_recall``, the
+cached reals against the fakes, ``k``-NN radii).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from torchmetrics.aggregation import MeanMetric
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from gan_lab.metrics.extra import PrecisionRecall, inception_score_metric, seeded_inception_score
 from gan_lab.metrics.features import FeatureExtractor
 from gan_lab.utils.checkpoint_io import atomic_torch_save
 from gan_lab.utils.once import compute_once
@@ -227,7 +233,10 @@ def frechet_distance(extractor: FeatureExtractor, a: Tensor, b: Tensor) -> float
 
 class QualityMetrics:
     """FID and KID of generated images against fixed real features, with one shared extractor
-    that runs once per batch of fakes (both metrics take its features)."""
+    that runs once per batch of fakes (both metrics take its features).
+
+    ``is_splits`` (an int): also the Inception Score over that many splits, on the extractor's
+    score logits; ``pr_k`` (an int): also precision and recall with ``k = pr_k``."""
 
     def __init__(
         self,
@@ -237,6 +246,8 @@ class QualityMetrics:
         kid_subset_size: int = 1000,
         num_fake: int = 10000,
         real_labels: Tensor | None = None,
+        is_splits: int | None = None,
+        pr_k: int | None = None,
     ) -> None:
         self.extractor = extractor
         self.num_real = int(reals.shape[0])
@@ -257,6 +268,12 @@ class QualityMetrics:
         self.class_reals: tuple[Tensor, Tensor] | None = None  # this rank's reals and labels (CPU)
         self.real_class_counts: Tensor | None = None  # over all ranks
         self.device: torch.device | str = "cpu"
+        self.inception_score = None
+        if is_splits is not None:
+            if not extractor.score_logits:
+                raise ValueError(f"the {extractor.name} extractor gives no logits for the Inception Score")
+            self.inception_score = inception_score_metric(extractor.num_score_classes, is_splits)
+        self.precision_recall = PrecisionRecall(pr_k) if pr_k is not None else None
 
     def to(
         self, device: torch.device | str, rank: int | None = None, world_size: int | None = None
@@ -277,12 +294,18 @@ class QualityMetrics:
             self.class_acc = self.class_acc.to(device)
         if self.intra is not None:
             self.intra = self.intra.to(device)
+        if self.inception_score is not None:
+            self.inception_score = self.inception_score.to(device)
+        if self.precision_recall is not None:
+            self.precision_recall = self.precision_recall.to(device)
         if self._reals is not None:  # fed once, on the final device
             rank, world_size = process_rank(rank, world_size)
             share = self._reals.tensor_split(world_size)[rank]
             reals = share.to(device)
             self.fid.update(reals, real=True)
             self.kid.update(reals, real=True)
+            if self.precision_recall is not None:
+                self.precision_recall.update(reals, real=True)
             if self._real_labels is not None:  # the same slice, for the intra-class FID
                 labels = self._real_labels.reshape(-1).to(torch.int64).cpu()
                 self.class_reals = (share.cpu(), labels.tensor_split(world_size)[rank])
@@ -299,9 +322,11 @@ class QualityMetrics:
         ``labels``: the classes the fakes were asked for (``num_fake`` of them, batch ``i`` being
         ``labels[i * batch_size:][:n]``), for a conditional model; with an extractor that has a
         class head the result then has ``class_acc``, the fraction of fakes it classifies as
-        their asked class (synced over the ranks like FID)."""
-        self.fid.reset()
-        self.kid.reset()
+        their asked class (synced over the ranks like FID). With ``is_splits`` / ``pr_k`` it also
+        has ``is`` and ``is_std`` / ``precision`` and ``recall``, from the same pass."""
+        extra = [m for m in (self.inception_score, self.precision_recall) if m is not None]
+        for metric in (self.fid, self.kid, *extra):
+            metric.reset()
         fidelity = self.class_acc if labels is not None else None
         if fidelity is not None:
             fidelity.reset()
@@ -309,14 +334,19 @@ class QualityMetrics:
         while done < num_fake:
             n = min(batch_size, num_fake - done)
             images = sample(index, n).float()
-            if fidelity is None:
-                features = self.extractor(images)  # one pass, for both metrics
-            else:  # the same single pass also gives the class logits
-                features, logits = self.extractor.features_and_logits(images)
-                asked = labels[done : done + n].to(logits.device)
-                fidelity.update((logits.argmax(1) == asked).float())
+            if fidelity is None and self.inception_score is None:
+                features = self.extractor(images)  # one pass, for all the metrics
+            else:  # the same single pass also gives the logits
+                features, logits, score_logits = self.extractor.outputs(images)
+                if fidelity is not None:
+                    asked = labels[done : done + n].to(logits.device)
+                    fidelity.update((logits.argmax(1) == asked).float())
+                if self.inception_score is not None:
+                    self.inception_score.update(score_logits)
             self.fid.update(features, real=False)
             self.kid.update(features, real=False)
+            if self.precision_recall is not None:
+                self.precision_recall.update(features, real=False)
             done, index = done + n, index + 1
         fid = float(self.fid.compute())
         with torch.random.fork_rng(devices=[]):
@@ -325,6 +355,11 @@ class QualityMetrics:
         scores = {"fid": fid, "kid": float(kid_mean), "kid_std": float(kid_std)}
         if fidelity is not None:
             scores["class_acc"] = float(fidelity.compute())
+        if self.inception_score is not None:
+            scores["is"], scores["is_std"] = seeded_inception_score(self.inception_score)
+        if self.precision_recall is not None:
+            precision, recall = self.precision_recall.compute()
+            scores["precision"], scores["recall"] = float(precision), float(recall)
         return scores
 
     @torch.no_grad()
