@@ -27,9 +27,11 @@ from gan_lab.config.schema import (
     MIN_RESOLUTION,
     OPTIONAL_GROUPS,
     EvaluateConfig,
+    ExportConfig,
     GANConfig,
     GenerateConfig,
     PathsConfig,
+    ProjectConfig,
     Schema,
     TrainTopConfig,
     register_schemas,
@@ -42,12 +44,15 @@ __all__ = [
     "ConfigError",
     "Rule",
     "check_arguments",
+    "check_export_options",
     "is_power_of_two",
     "require",
     "schema_for",
     "validate",
     "validate_evaluate",
+    "validate_export",
     "validate_generate",
+    "validate_project",
 ]
 
 register_schemas()
@@ -322,6 +327,31 @@ def validate_generate(cfg: DictConfig) -> None:
 def validate_evaluate(cfg: DictConfig) -> None:
     """Check ``evaluate.py``'s config (``conf/evaluate.yaml``) before the checkpoint is loaded."""
     _validate_script(cfg, EvaluateConfig, "evaluate.py")
+
+
+def validate_export(cfg: DictConfig) -> None:
+    """Check ``scripts/export.py``'s config (``conf/export.yaml``) before the checkpoint is loaded
+    (what depends on it, such as psi for a DCGAN, is checked once it is: ``gan_lab.api``)."""
+    checked = _validate_script(cfg, ExportConfig, "export.py")
+    check_export_options(checked["format"], checked["psi"], checked["cutoff"], checked["noise"])
+
+
+def check_export_options(format: str, psi: float, cutoff: int | None, noise: str) -> None:
+    """The rule that relates the export options (each already checked on its own): a state_dict
+    file holds weights, not a sampler, so it takes no truncation or noise."""
+    unchanged = {"psi": (psi, 1), "cutoff": (cutoff, None), "noise": (noise, "const")}
+    baked = [f"{key}={value}" for key, (value, default) in unchanged.items() if value != default]
+    if format == "state_dict" and baked:
+        raise ConfigError(
+            f"{' '.join(baked)}: format=state_dict writes the weights (w_avg included), not a sampler; "
+            "truncation and noise are baked into format=torchscript or format=export"
+        )
+
+
+def validate_project(cfg: DictConfig) -> None:
+    """Check ``project.py``'s config (``conf/project.yaml``) before the target image and the
+    checkpoint are read (the class label's range and the model kind are checked once it is)."""
+    _validate_script(cfg, ProjectConfig, "project.py")
 
 
 def check_arguments(schema: type[Schema], prefix: str, **values: Any) -> None:

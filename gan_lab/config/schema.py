@@ -694,6 +694,58 @@ class EvaluateConfig(Schema):
     metrics: QualityConfig | None = None
 
 
+@dataclass
+class ExportConfig(Schema):
+    """``conf/export.yaml``: a checkpoint's EMA generator as a file plain PyTorch loads
+    (``scripts/export.py``, ``gan_lab/api.py``)."""
+
+    task_name: str = setting("export")
+    ckpt: str = setting(MISSING, expected="PATH (a checkpoint of this lab)")
+    format: str = setting("torchscript", one_of(*EXPORT_FORMATS))
+    out: str | None = setting(None, expected="a file path or null (the run folder)")
+    psi: float = setting(1.0, ANY_NUMBER, expected="a number (1 = no truncation)")
+    cutoff: int | None = setting(None, optional(NON_NEGATIVE_INT))
+    noise: str = setting("const", one_of(*EXPORT_NOISE))
+    device: str = setting("cpu", DEVICE)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+@dataclass
+class ProjectConfig(Schema):
+    """``conf/project.yaml``: projection of an image into a StyleGAN checkpoint's w space
+    (Karras et al. 2020, StyleGAN2, section 5; ``gan_lab/project.py``)."""
+
+    task_name: str = setting("project")
+    ckpt: str = setting(MISSING, expected="PATH (a StyleGAN checkpoint of this lab)")
+    target: str = setting(MISSING, expected="PATH (an image file)")
+    mode: str = setting("w", one_of(*PROJECT_MODES))
+    steps: int = setting(1000, POSITIVE_INT)
+    w_avg_samples: int = setting(10000, at_least(2, integer=True, what="an integer >= 2"))
+    lr: float = setting(0.1, POSITIVE)
+    lr_rampup: float = setting(0.05, between(0, 1))
+    lr_rampdown: float = setting(0.25, between(0, 1))
+    w_noise: float = setting(0.05, NON_NEGATIVE)
+    w_noise_ramp: float = setting(0.75, between(0, 1, open_low=True))
+    noise_reg: float = setting(1e5, PENALTY)
+    # the loss; not named ``loss``, which is the training loss's config group (Hydra would take
+    # ``loss=pixel`` for a choice of that group)
+    distance: str = setting("auto", one_of(*PROJECT_DISTANCES))
+    lpips_weights: str | None = setting(None, expected="PATH (VGG16 weights) or null")
+    domain_weight: float = setting(0.1, PENALTY)
+    # the config key ``class`` (a Python keyword, so no field name): read through KEYS
+    class_: int | None = setting(
+        None, optional(NON_NEGATIVE_INT), expected="a class label (an integer >= 0) or null"
+    )
+    gif_every: int = setting(10, NON_NEGATIVE_INT)
+    fps: float = setting(10.0, POSITIVE)
+    log_every: int = setting(100, POSITIVE_INT)
+    seed: int = setting(0, SEED)
+    device: str = setting("auto", DEVICE)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+    KEYS: ClassVar[dict[str, str]] = {"class": "class_"}  # config key -> field, for keywords
+
+
 # ---------------------------------------------------------------------------- the groups
 # group -> option (conf/<group>/<option>.yaml) -> schema; a node's schema is found by its _target_
 GROUPS: dict[str, dict[str, type[Schema]]] = {
@@ -750,3 +802,5 @@ def register_schemas() -> None:
     cs.store(group="schema", name="train", node=TrainTopConfig)
     cs.store(group="schema", name="generate", node=GenerateConfig)
     cs.store(group="schema", name="evaluate", node=EvaluateConfig)
+    cs.store(group="schema", name="export", node=ExportConfig)
+    cs.store(group="schema", name="project", node=ProjectConfig)
