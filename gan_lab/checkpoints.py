@@ -8,7 +8,11 @@ Every checkpoint gets a ``"gan_lab"`` entry (written by the ``RunMetadata`` call
 * ``overrides``: the Hydra overrides that composed the run (without ``ckpt_path``);
 * ``config``: the resolved config, so tools can rebuild the model without the run folder;
 * ``wandb_id``: the W&B run id, so a resumed online run continues the same W&B run (offline, a
-  new run in the same group: ``gan_lab/loggers/wandb.py``).
+  new run in the same group: ``gan_lab/loggers/wandb.py``);
+* ``weights_only`` (only in a checkpoint made by ``scripts/import_stylegan2.py``): the checkpoint
+  carries networks and no training state (iteration 0, no optimizer states); ``train.py
+  ckpt_path=`` then starts a new run from its G, D and G_ema (fine-tuning) instead of resuming.
+  It names the networks' ``resolution``, ``channels`` and ``num_classes`` and their ``source``.
 
 Everything in a checkpoint is plain data and tensors, so ``torch.load(weights_only=True)`` reads
 it: loading a checkpoint never runs code from it. What is rebuilt from its stored config and
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 
 KEY = "gan_lab"
 FORMAT = 1
+WEIGHTS_ONLY = "weights_only"  # networks only: ckpt_path= fine-tunes from them (an imported model)
+NETWORKS = ("G.", "D.", "G_ema.")  # the state-dict entries of the networks
 # W&B run ids are short alphanumeric strings; anything else in a checkpoint is refused
 _WANDB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # stored overrides of where a run writes are not re-applied on a resume (its folder is new)
@@ -155,11 +161,16 @@ def check_state_matches(
     path: str | Path,
     key: str = "ckpt_path",
     model_config: dict[str, Any] | None = None,
+    prefixes: tuple[str, ...] = (),
 ) -> None:
     """Refuse to resume into networks of another shape, naming the model settings that changed
-    (``model_config``: the configured model node, resolved; else the module's hyperparameters)."""
+    (``model_config``: the configured model node, resolved; else the module's hyperparameters;
+    ``prefixes``: compare only the entries that start with one of them)."""
     stored = checkpoint.get("state_dict", {})
     current = module.state_dict()
+    if prefixes:
+        stored = {k: v for k, v in stored.items() if k.startswith(prefixes)}
+        current = {k: v for k, v in current.items() if k.startswith(prefixes)}
     mismatched = [
         f"{k} {tuple(stored[k].shape)} -> {tuple(v.shape)}"
         for k, v in current.items()
@@ -179,6 +190,32 @@ def check_state_matches(
     detail = "; ".join(mismatched[:3] + [f"{k} only in one of them" for k in missing[:3]])
     because = f" (changed: {', '.join(changed)})" if changed else ""
     raise CheckpointError(f"{key}={path} does not fit the configured networks{because}: {detail}")
+
+
+def weights_only_start(
+    meta: dict[str, Any], path: str | Path, key: str = "ckpt_path"
+) -> dict[str, Any] | None:
+    """The ``weights_only`` marker of a checkpoint's ``"gan_lab"`` entry (None for a run's own
+    checkpoint), checked: the networks' ``resolution``, ``channels`` and ``num_classes`` as integers."""
+    marker = meta.get(WEIGHTS_ONLY)
+    if marker is None:
+        return None
+    sizes = ("resolution", "channels", "num_classes")
+    if not isinstance(marker, dict) or not all(
+        isinstance(marker.get(k), int) and not isinstance(marker.get(k), bool) for k in sizes
+    ):
+        raise CheckpointError(f"{key}={path}: its '{WEIGHTS_ONLY}' entry is damaged (it names no sizes)")
+    return marker
+
+
+def load_network_weights(
+    module: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path, model_config: dict[str, Any]
+) -> None:
+    """Load only the networks (G, D, G_ema) of ``checkpoint`` into ``module``: a new run starting from
+    them keeps its own sample latents, augmentation state and path-length mean (fine-tuning)."""
+    check_state_matches(module, checkpoint, path, model_config=model_config, prefixes=NETWORKS)
+    state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(NETWORKS)}
+    module.load_state_dict(state, strict=False)
 
 
 def load_model(path: str | Path, key: str = "ckpt") -> tuple[Any, dict[str, Any]]:

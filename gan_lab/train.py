@@ -34,9 +34,11 @@ from gan_lab.checkpoints import (
     check_module,
     check_state_matches,
     load_checkpoint,
+    load_network_weights,
     merge_overrides,
     stored_overrides,
     stored_wandb_id,
+    weights_only_start,
 )
 from gan_lab.config import validate
 from gan_lab.config.guards import one_line_build_errors
@@ -80,10 +82,14 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, li
     configured (model, data, loss, ...), and ``trainer.max_steps=N`` given with it extends it.
     What comes from the checkpoint is data: it is checked (``gan_lab.allowlist``) before the
     config it composes is used, so only the lab's own classes can be built from it.
+
+    A weights-only checkpoint (an imported model, ``scripts/import_stylegan2.py``) starts a new
+    run instead (``fine_tune_config``): its networks' settings with this command line's data.
     """
     checkpoint = load_checkpoint(cfg.ckpt_path)
     meta = checkpoint["gan_lab"]
     source = f"ckpt_path={cfg.ckpt_path}"
+    start = weights_only_start(meta, cfg.ckpt_path)
     if any(o.split("=", 1)[0].lstrip("+~") == "model" for o in overrides):
         # model=... given with ckpt_path: refuse a mismatch before mixing the two runs' settings
         check_module(meta, get_class(cfg.model._target_), cfg.ckpt_path)
@@ -98,6 +104,9 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, li
         raise CheckpointError(f"{source}: its stored overrides do not compose ({reason})") from e
     check_targets(resumed, source)  # what the stored overrides composed, resolved
     explicit = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    if start is not None:
+        check_module(meta, get_class(resumed.model._target_), cfg.ckpt_path)
+        return fine_tune_config(resumed, merged, explicit, start, cfg.ckpt_path, config_name)
     wandb_id = stored_wandb_id(meta, cfg.ckpt_path)
     with open_dict(resumed):
         if "run_name" not in explicit and isinstance(stored.get("run_name"), str):
@@ -105,6 +114,46 @@ def resume_config(cfg: DictConfig, overrides: list[str]) -> tuple[DictConfig, li
     resume_identity(resumed, stored, wandb_id, int(checkpoint.get("global_step", 0)), explicit)
     check_module(meta, get_class(resumed.model._target_), cfg.ckpt_path)
     return resumed, merged
+
+
+def fine_tune_config(
+    cfg: DictConfig, merged: list[str], explicit: set[str], start: dict[str, Any], path: str, config_name: str
+) -> tuple[DictConfig, list[str]]:
+    """The config of a run that starts from a weights-only checkpoint (StyleGAN2-ADA's transfer
+    learning, ``--resume``): a new run (own name and W&B run), iteration 0, fresh optimizers, the
+    data of the command line, which must have the networks' resolution and channels. As ADA's
+    ``--resume``, the adaptive augmentation adjusts its probability faster (``augment.kimg=100``)
+    unless the command line sets it; the stored overrides already turn the EMA ramp-up off."""
+    want = (start["resolution"], start["channels"])
+    have = (OmegaConf.select(cfg, "data.resolution"), OmegaConf.select(cfg, "data.channels"))
+    if have != want:
+        choice = next((o for o in reversed(merged) if o.split("=", 1)[0] == "data"), "the default data")
+        raise ConfigError(
+            f"ckpt_path={path} holds networks of {want[0]}x{want[0]} images with {want[1]} channel(s), but "
+            f"the data ({choice}) gives {have[0]}x{have[0]} with {have[1]}: fine-tune them on data of "
+            f"their size (data.resolution={want[0]} data.channels={want[1]})"
+        )
+    if OmegaConf.select(cfg, "augment.adaptive") is True and "augment.kimg" not in explicit:
+        merged = [*merged, "augment.kimg=100"]
+        cfg = hydra.compose(config_name=config_name, overrides=merged)
+        check_targets(cfg, f"ckpt_path={path}")
+    if "run_name" not in explicit:  # as conf/train.yaml names runs: model_data (the model is the file's)
+        with open_dict(cfg):
+            cfg.run_name = f"{_choice(merged, 'model')}_{_choice(merged, 'data')}"
+    log.info(
+        "ckpt_path=%s holds networks only (%s): fine-tuning them as a new run from iteration 0",
+        path,
+        start.get("source", "imported"),
+    )
+    return cfg, merged
+
+
+def _choice(overrides: list[str], group: str) -> str:
+    """The option of config group ``group`` in ``overrides`` (else this job's, as Hydra chose it)."""
+    chosen = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == group]
+    if chosen:
+        return chosen[-1]
+    return str(HydraConfig.get().runtime.choices.get(group)) if HydraConfig.initialized() else group
 
 
 def check_not_finished(checkpoint: dict[str, Any], cfg: DictConfig, path: str) -> None:
@@ -183,12 +232,18 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
     with open_dict(cfg):  # the networks' classes, from the dataset (stored resolved in checkpoints)
         cfg.data.num_classes = datamodule.class_count()
     model = build_module(cfg)
+    resume = cfg.get("ckpt_path")
     if cfg.get("ckpt_path"):
         checkpoint = load_checkpoint(cfg.ckpt_path)
-        check_state_matches(
-            model, checkpoint, cfg.ckpt_path, model_config=OmegaConf.to_container(cfg.model, resolve=True)
-        )
-        check_not_finished(checkpoint, cfg, cfg.ckpt_path)
+        model_config = OmegaConf.to_container(cfg.model, resolve=True)
+        start = weights_only_start(checkpoint["gan_lab"], cfg.ckpt_path)
+        if start is not None:  # fine-tuning: the networks' weights, nothing else (fine_tune_config)
+            check_classes(start, cfg)
+            load_network_weights(model, checkpoint, cfg.ckpt_path, model_config)
+            resume = None
+        else:
+            check_state_matches(model, checkpoint, cfg.ckpt_path, model_config=model_config)
+            check_not_finished(checkpoint, cfg, cfg.ckpt_path)
     quality = build_quality(cfg, datamodule)
     stopper = StopOnSignal()
     # metrics first: a checkpoint written at the same iteration then holds the new scores
@@ -205,7 +260,7 @@ def train(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, floa
         trainer = instantiate(
             cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
         )
-        results = fit(cfg, trainer, model, datamodule, quality, stopper)
+        results = fit(cfg, trainer, model, datamodule, quality, stopper, resume)
         exit_code = 0
         return results
     except SystemExit as e:  # stopped by a signal: 128 + signal
@@ -225,17 +280,19 @@ def fit(
     datamodule: Any,
     quality: Any,
     stopper: StopOnSignal,
+    resume: str | None = None,
 ) -> dict[str, float]:
-    """Log the config, fit, and report how the run ended (``train``'s body, inside its W&B run)."""
+    """Log the config, fit (resuming from the checkpoint ``resume``), and report how the run ended
+    (``train``'s body, inside its W&B run)."""
     # the resolved Hydra config is the run's config (the module does not log its hparams again)
     config = {**OmegaConf.to_container(cfg, resolve=True), **parameter_counts(model)}
     for logger in trainer.loggers:
         logger.log_hyperparams(config)
-    if cfg.get("ckpt_path"):
-        log.info("resuming from %s", cfg.ckpt_path)
-        for tmp in remove_stale_temporaries(Path(cfg.ckpt_path).expanduser().parent):
+    if resume:
+        log.info("resuming from %s", resume)
+        for tmp in remove_stale_temporaries(Path(resume).expanduser().parent):
             log.info("removed %s, left by a checkpoint write that was killed", tmp)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     results = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if quality is not None and quality.best is not None:
         results["best"] = quality.best
@@ -257,6 +314,21 @@ def fit(
                 "best %s: %.4f at iteration %d", quality.metric_name, quality.best, quality.best_iteration
             )
     return results
+
+
+def check_classes(start: dict[str, Any], cfg: DictConfig) -> None:
+    """Refuse to fine-tune networks on data with another number of classes (0: unconditional)."""
+    want, have = start["num_classes"], int(cfg.data.num_classes or 0)
+    if want != have:
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} holds networks {_classes(want)}, but the data is {_classes(have)} "
+            f"(data.conditional={str(bool(have)).lower()}): fine-tune them on data with "
+            + (f"{want} classes (data.conditional=true)" if want else "no labels (data.conditional=false)")
+        )
+
+
+def _classes(n: int) -> str:
+    return f"conditional on {n} classes" if n else "unconditional"
 
 
 def exit_on_signal(trainer: pl.Trainer, model: Any, signum: int) -> None:

@@ -28,6 +28,18 @@ the lab-named state dicts, constructor arguments, fixed inputs and the reference
 ``tests/test_stylegan_conditional.py`` checks without the reference; ``--write-golden-d`` one of
 tiny discriminators of the ``orig`` and ``skip`` architectures (``tests/test_stylegan_nets.py``).
 
+``--import`` checks the importer (``scripts/import_stylegan2.py``) instead: reference networks built
+as its train.py builds them (``num_fp16_res=4``, ``conv_clamp=256``; unconditional, 10 classes with
+D ``orig``, 64 px with D ``skip``), pickled by its own ``torch_utils.persistence`` as its training
+loop writes ``network-snapshot-*.pkl`` (with an ``AugmentPipe``), imported as a lab checkpoint and
+loaded with ``load_model``: G, G_ema (constant noise, fused and unfused, psi 0.7) and D must agree.
+``--rosinality PATH`` does the same for rosinality's stylegan2-pytorch (a checkout: its
+``model.py`` runs on the CPU, its ``op`` package imported with the CUDA build stubbed out), with
+checkpoints as its train.py saves them (32 px ``channel_multiplier=2`` with ``latent_avg``, 64 px
+``channel_multiplier=1``).
+
+    python scripts/check_stylegan_reference.py --reference PATH --import [--rosinality PATH]
+
 Every run also compares the parameter counts of the networks of StyleGAN2-ADA's ``--cfg=cifar``
 (32x32 RGB, channel_base 32768, map 2, D ``orig``; unconditional and with 10 classes: the lab's
 ``experiment=stylegan2_cifar10``); ``--full`` compares their outputs too.
@@ -38,11 +50,13 @@ Exit status: 0 when every check passes, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib
 import math
-import re
+import pickle
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +69,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from gan_lab.interop.keys import lab_key, map_state  # noqa: E402,F401  (lab_key: benchmarks use it)
 from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator  # noqa: E402
 
 # float32 rounding: the two implementations order their sums differently (and the reference uses
@@ -92,34 +107,10 @@ def reference_commit(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------- name mapping
-def lab_key(ref_key: str, net: str, resolution: int) -> str | None:
-    """The lab's state-dict key for a reference key (None: a buffer the lab does not store).
-
-    G: ``mapping.fc{i}`` -> ``mapping.layers.{i}``, ``synthesis.b{res}`` ->
-    ``synthesis.blocks.{log2 res - 2}``. D: ``b{res}`` -> ``blocks.{log2 R - log2 res}``, ``b4`` ->
-    ``epilogue``, ``mapping.fc{i}`` -> ``mapping.layers.{i}``. ``embed``, ``w_avg`` and the layers'
-    own names are the same. The FIR filters (``resample_filter``) are constants, not state, in the lab.
-    """
-    if ref_key.endswith("resample_filter"):
-        return None
-    key = re.sub(r"^mapping\.fc(\d+)\.", r"mapping.layers.\1.", ref_key)
-    if net == "G":
-        return re.sub(
-            r"^synthesis\.b(\d+)\.", lambda m: f"synthesis.blocks.{int(math.log2(int(m[1]))) - 2}.", key
-        )
-    if key.startswith("b4."):
-        return "epilogue." + key[3:]
-    log_r = int(math.log2(resolution))
-    return re.sub(r"^b(\d+)\.", lambda m: f"blocks.{log_r - int(math.log2(int(m[1])))}.", key)
-
-
+# lab_key: the reference's state-dict names -> the lab's (gan_lab/interop/keys.py, which the importer uses)
 def copy_weights(ref: nn.Module, lab: nn.Module, net: str, resolution: int) -> None:
     """Load the reference's state into ``lab``; the two key sets must match exactly."""
-    state = {}
-    for key, value in ref.state_dict().items():
-        mapped = lab_key(key, net, resolution)
-        if mapped is not None:
-            state[mapped] = value.clone()
+    state = {k: v.clone() for k, v in map_state(ref.state_dict(), net, resolution).items()}
     wanted = set(lab.state_dict())
     if net == "G" and "mapping.w_avg_class" in wanted:
         # the lab's per-class averages: all equal to the reference's global one (see the docstring)
@@ -414,9 +405,215 @@ def golden_d_case(networks: Any, case: Case, report: Report, seed: int = 2) -> d
     }
 
 
+# ---------------------------------------------------------------------------- the importer
+# (scripts/import_stylegan2.py): reference snapshots pickled by the reference itself, read back
+IMPORT_CASES = [
+    Case("import-uncond-32px", 32, 3, 0, 64, 64, 2, 1024, 64, batch=4),
+    Case(
+        "import-cond10-32px-1ch-orig",
+        32,
+        1,
+        10,
+        64,
+        64,
+        2,
+        1024,
+        64,
+        cmap_dim=48,
+        batch=4,
+        architecture="orig",
+    ),
+    Case("import-uncond-64px-skip-map8", 64, 3, 0, 64, 64, 8, 2048, 64, batch=4, architecture="skip"),
+]
+
+
+def build_trained_reference(networks: Any, case: Case) -> tuple[nn.Module, nn.Module]:
+    """G and D as the reference's train.py / training_loop.py construct them (``dnnlib.EasyDict``
+    arguments, ``num_fp16_res=4``, ``conv_clamp=256``)."""
+    import dnnlib  # the reference's, on sys.path after load_reference
+
+    common = dict(c_dim=case.num_classes, img_resolution=case.resolution, img_channels=case.channels)
+    g_kwargs = dnnlib.EasyDict(z_dim=case.z_dim, w_dim=case.w_dim, mapping_kwargs=dnnlib.EasyDict())
+    g_kwargs.synthesis_kwargs = dnnlib.EasyDict(channel_base=case.channel_base, channel_max=case.channel_max)
+    g_kwargs.mapping_kwargs.num_layers = case.map_layers
+    g_kwargs.synthesis_kwargs.num_fp16_res = 4
+    g_kwargs.synthesis_kwargs.conv_clamp = 256
+    d_kwargs = dnnlib.EasyDict(
+        block_kwargs=dnnlib.EasyDict(), mapping_kwargs=dnnlib.EasyDict(), epilogue_kwargs=dnnlib.EasyDict()
+    )
+    d_kwargs.update(
+        channel_base=case.channel_base, channel_max=case.channel_max, num_fp16_res=4, conv_clamp=256
+    )
+    d_kwargs.epilogue_kwargs.mbstd_group_size = case.mbstd_group
+    if case.architecture != "resnet":
+        d_kwargs.architecture = case.architecture
+    if case.cmap_dim is not None:
+        d_kwargs.cmap_dim = case.cmap_dim
+    return networks.Generator(**g_kwargs, **common).eval(), networks.Discriminator(
+        **d_kwargs, **common
+    ).eval()
+
+
+def write_reference_snapshot(networks: Any, case: Case, path: Path, seed: int = 3) -> dict[str, nn.Module]:
+    """A ``network-snapshot-*.pkl`` as the reference's training loop writes it (its persistence,
+    ``pickle.dump`` of deep copies in eval mode, no gradients, on the CPU; an AugmentPipe ``bgc``)."""
+    augment = importlib.import_module("training.augment")
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    G, D = build_trained_reference(networks, case)
+    perturb(G, gen)
+    perturb(D, gen)
+    G_ema = copy.deepcopy(G)
+    with torch.no_grad():  # an average that differs from G
+        for p in G_ema.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+        G_ema.mapping.w_avg.copy_(torch.randn(G_ema.mapping.w_avg.shape, generator=gen))
+    spec = dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1)
+    spec |= dict(brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
+    pipe = augment.AugmentPipe(**spec).train().requires_grad_(False)
+    pipe.p.copy_(torch.as_tensor(0.3))
+    snapshot: dict[str, Any] = dict(
+        training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset")
+    )
+    snapshot["training_set_kwargs"].update(
+        path="~/datasets/x.zip", use_labels=case.num_classes > 0, xflip=False
+    )
+    for name, module in [("G", G), ("D", D), ("G_ema", G_ema), ("augment_pipe", pipe)]:
+        snapshot[name] = copy.deepcopy(module).eval().requires_grad_(False).cpu()
+    with open(path, "wb") as f:
+        pickle.dump(snapshot, f)
+    return {"G": G, "D": D, "G_ema": G_ema}
+
+
+@torch.no_grad()
+def check_import_case(networks: Any, case: Case, report: Report, folder: Path) -> None:
+    """Import a reference snapshot with the lab's importer and compare G, G_ema and D outputs."""
+    from gan_lab.checkpoints import load_model
+    from gan_lab.interop.convert import import_stylegan2
+
+    print(f"{case.name}: reference snapshot -> scripts/import_stylegan2.py -> load_model")
+    pkl = folder / f"network-snapshot-{case.name}.pkl"
+    ref = write_reference_snapshot(networks, case, pkl)
+    ckpt = folder / f"{case.name}.ckpt"
+    import_stylegan2(pkl, ckpt, force=True)
+    module, _ = load_model(ckpt)
+    gen = torch.Generator().manual_seed(11)
+    z, c, images = inputs(case, gen)
+    c1h = onehot(c, case, case.batch)
+    for name in ("G", "G_ema"):
+        lab_net, ref_net = getattr(module, name), ref[name]
+        report.equal(f"{name} parameters", param_count(lab_net), param_count(ref_net))
+        for fused in (True, False):
+            want = ref_net(z, c1h, noise_mode="const", force_fp32=True, fused_modconv=fused)
+            got = lab_net(z, c, noise_mode="const", fused=fused)
+            report.compare(f"{name} images, const noise, {'fused' if fused else 'unfused'}", got, want)
+        if not case.num_classes:  # (conditional: the lab truncates towards class averages)
+            want = ref_net(z, c1h, truncation_psi=0.7, noise_mode="const", force_fp32=True)
+            report.compare(
+                f"{name} images, psi 0.7", lab_net(z, c, truncation_psi=0.7, noise_mode="const"), want
+            )
+    report.equal("D parameters", param_count(module.D), param_count(ref["D"]))
+    report.compare(
+        "D logits, random images", module.D(images, c), ref["D"](images, c1h, force_fp32=True).flatten()
+    )
+    fakes = ref["G_ema"](z, c1h, noise_mode="const", force_fp32=True)
+    report.compare(
+        "D logits, G_ema's images", module.D(fakes, c), ref["D"](fakes, c1h, force_fp32=True).flatten()
+    )
+    print()
+
+
+# ---------------------------------------------------------------------------- rosinality
+ROSINALITY_CASES = [(32, 2, True), (64, 1, False)]  # size, channel_multiplier, latent_avg in the file
+
+
+def load_rosinality(path: Path) -> Any:
+    """rosinality's ``model`` from a stylegan2-pytorch checkout, its ``op`` package imported without
+    compiling the CUDA extensions (``torch.utils.cpp_extension.load`` returns None meanwhile: on the
+    CPU its ops take their PyTorch paths, ``upfirdn2d_native`` and ``F.leaky_relu``)."""
+    import torch.utils.cpp_extension as cpp
+
+    path = path.resolve()
+    if not (path / "model.py").is_file() or not (path / "op").is_dir():
+        raise SystemExit(f"--rosinality {path}: no model.py and op/ there (a stylegan2-pytorch checkout?)")
+    sys.path.insert(0, str(path))
+    load = cpp.load
+    cpp.load = lambda *args, **kwargs: None
+    try:
+        return importlib.import_module("model")
+    finally:
+        cpp.load = load
+
+
+@torch.no_grad()
+def check_rosinality_case(
+    model: Any, size: int, multiplier: int, latent_avg: bool, report: Report, folder: Path
+) -> None:
+    """A rosinality checkpoint as its train.py saves it (plus convert_weight.py's latent_avg), imported
+    and compared: G and g_ema images (constant noise, fused and unfused modulation), truncation, D."""
+    from gan_lab.checkpoints import load_model
+    from gan_lab.interop.convert import import_stylegan2
+
+    name = f"rosinality-{size}px-cm{multiplier}"
+    print(f"{name}: torch.save checkpoint -> scripts/import_stylegan2.py -> load_model")
+    gen = torch.Generator().manual_seed(5)
+    torch.manual_seed(5)
+    g, d = model.Generator(size, 64, 2, channel_multiplier=multiplier), model.Discriminator(size, multiplier)
+    perturb(g, gen)
+    perturb(d, gen)
+    g_ema = copy.deepcopy(g)
+    for p in g_ema.parameters():
+        p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    g.eval(), d.eval(), g_ema.eval()
+    mean = g_ema.mean_latent(4096)[0]
+    adam = torch.optim.Adam(g.parameters(), lr=0.002, betas=(0.0, 0.99))
+    args = argparse.Namespace(
+        size=size, latent=64, n_mlp=2, channel_multiplier=multiplier, path="lmdb", arch="stylegan2"
+    )
+    ckpt = dict(g=g.state_dict(), d=d.state_dict(), g_ema=g_ema.state_dict(), g_optim=adam.state_dict())
+    ckpt |= dict(d_optim=adam.state_dict(), args=args, ada_aug_p=0.0)
+    if latent_avg:
+        ckpt["latent_avg"] = mean
+    pt = folder / f"{name}.pt"
+    torch.save(ckpt, pt)
+    out = folder / f"{name}.ckpt"
+    import_stylegan2(pt, out, force=True)
+    module, _ = load_model(out)
+    z = torch.randn(4, 64, generator=gen)
+    for label, ref, lab in (("G", g, module.G), ("G_ema", g_ema, module.G_ema)):
+        report.equal(f"{label} parameters", param_count(lab), param_count(ref))
+        for fused in (True, False):
+            for m in ref.modules():
+                if isinstance(m, model.ModulatedConv2d):
+                    m.fused = fused
+            want, _ = ref([z], randomize_noise=False)
+            got = lab(z, noise_mode="const", fused=fused)
+            report.compare(f"{label} images, const noise, {'fused' if fused else 'unfused'}", got, want)
+    if latent_avg:
+        want, _ = g_ema([z], truncation=0.7, truncation_latent=mean, randomize_noise=False)
+        report.compare(
+            "G_ema images, psi 0.7 (latent_avg)",
+            module.G_ema(z, truncation_psi=0.7, noise_mode="const"),
+            want,
+        )
+    images = torch.randn(4, 3, size, size, generator=gen)
+    report.equal("D parameters", param_count(module.D), param_count(d))
+    report.compare("D logits, random images", module.D(images), d(images).flatten())
+    fakes, _ = g_ema([z], randomize_noise=False)
+    report.compare("D logits, g_ema's images", module.D(fakes), d(fakes).flatten())
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reference", type=Path, required=True, help="stylegan2-ada-pytorch checkout")
+    parser.add_argument("--reference", type=Path, help="stylegan2-ada-pytorch checkout")
+    parser.add_argument(
+        "--import",
+        dest="importer",
+        action="store_true",
+        help="only the importer's checks (reference snapshots)",
+    )
+    parser.add_argument("--rosinality", type=Path, metavar="PATH", help="also import rosinality checkpoints")
     parser.add_argument("--full", action="store_true", help="also check at 512 channels (slower)")
     parser.add_argument("--write-golden", type=Path, metavar="FILE", help="store the golden file here")
     parser.add_argument(
@@ -424,9 +621,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--reference-commit", help="the checkout's commit, if it is not a git work tree")
     args = parser.parse_args(argv)
+    if args.reference is None and not args.rosinality:
+        parser.error("--reference PATH is required (or --rosinality PATH alone)")
 
-    networks = load_reference(args.reference)
     report = Report()
+    if args.importer or args.rosinality:
+        return check_importer(args, report)
+    networks = load_reference(args.reference)
     for case in CASES + (FULL_CASES if args.full else []):
         check_case(networks, case, report)
     for case in CIFAR_CASES:
@@ -461,6 +662,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(report.failures)} check(s) FAILED:", *report.failures, sep="\n  ")
         return 1
     print("all checks passed: the lab's networks match the reference")
+    return 0
+
+
+def check_importer(args: argparse.Namespace, report: Report) -> int:
+    """``--import`` / ``--rosinality``: the importer against files written by the reference code."""
+    with tempfile.TemporaryDirectory(prefix="gan_lab_import_check_") as tmp:
+        if args.reference is not None:
+            networks = load_reference(args.reference)
+            for case in IMPORT_CASES:
+                check_import_case(networks, case, report, Path(tmp))
+        if args.rosinality:
+            model = load_rosinality(args.rosinality)
+            for size, multiplier, latent_avg in ROSINALITY_CASES:
+                check_rosinality_case(model, size, multiplier, latent_avg, report, Path(tmp))
+    if report.failures:
+        print(f"{len(report.failures)} check(s) FAILED:", *report.failures, sep="\n  ")
+        return 1
+    print("all checks passed: the imported networks compute what the source networks compute")
     return 0
 
 
