@@ -29,11 +29,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import WandbLogger
 
 from gan_lab.allowlist import check_stored_config, check_stored_overrides
 from gan_lab.errors import CheckpointError

@@ -24,7 +24,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import ListConfig, OmegaConf
 
 CPU_ACCELERATORS = ("cpu",)
@@ -33,6 +32,8 @@ GPU_ACCELERATORS = ("gpu", "cuda", "auto")
 
 def _all_devices(accelerator: str) -> int:
     """How many devices ``devices=auto`` or ``-1`` selects on ``accelerator`` (at least 1)."""
+    import torch  # here, not at import: the command line's start-up (python train.py --help) stays light
+
     if str(accelerator).lower() in GPU_ACCELERATORS and torch.cuda.is_available():
         return max(torch.cuda.device_count(), 1)
     return 1

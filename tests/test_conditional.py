@@ -12,7 +12,7 @@ from gan_lab.config import validate
 from gan_lab.errors import ConfigError
 from gan_lab.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
-from gan_lab.train import run
+from gan_lab.training import run
 
 from .datasets_on_disk import face_like
 from .test_methods import LOSSES, logged_rows

@@ -50,7 +50,7 @@ def test_d_steps_are_loop_configuration_read_by_the_data(compose_cfg) -> None:
 def test_networks_and_optimizers_are_config_nodes(compose_cfg) -> None:
     """model.generator/discriminator are network nodes; the optimizers are partials a user swaps
     from the command line."""
-    from gan_lab.train import build_module
+    from gan_lab.training import build_module
 
     cfg = compose_cfg("model.optimizer_d._target_=torch.optim.AdamW", "model.optimizer_d.weight_decay=0.1")
     validate(cfg)
@@ -142,7 +142,7 @@ def test_stylegan_defaults_validate(compose_cfg) -> None:
 def test_experiments_compose_and_build(
     compose_cfg, tmp_path, experiment: str, resolution: int, model: str
 ) -> None:
-    from gan_lab.train import build_module
+    from gan_lab.training import build_module
 
     cfg = compose_cfg(f"experiment={experiment}", f"data.root={tmp_path}", bare=True)
     validate(cfg)

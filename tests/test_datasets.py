@@ -13,7 +13,7 @@ import torch
 from gan_lab.data import CelebADataModule, CIFAR10DataModule, ImageFolderDataModule, MNISTDataModule
 from gan_lab.data import files as files_module
 from gan_lab.errors import ConfigError, DatasetFormatError, DatasetNotFoundError
-from gan_lab.train import build_module, run
+from gan_lab.training import build_module, run
 
 from .datasets_on_disk import face_like, write_celeba, write_cifar10, write_image_folder, write_mnist
 

@@ -381,7 +381,7 @@ def test_unconditional_grids_keep_their_pixels_and_names(tmp_path: Path, stylega
 def test_generate_on_a_tiny_conditional_checkpoint(compose_cfg, tmp_path: Path) -> None:
     """Two iterations of a conditional DCGAN, then generate.py's grids of classes from its checkpoint."""
     from gan_lab.generate import generate
-    from gan_lab.train import run
+    from gan_lab.training import run
 
     run(compose_cfg("data.conditional=true", "trainer.max_steps=2", run_dir=tmp_path / "run"))
     samples = tmp_path / "run" / "samples" / "iter_0000002.png"

@@ -17,7 +17,7 @@ from PIL import Image, ImageSequence
 from gan_lab.config import validate_generate
 from gan_lab.errors import ConfigError
 from gan_lab.generate import generate
-from gan_lab.train import run
+from gan_lab.training import run
 
 from .conftest import compose_tool
 

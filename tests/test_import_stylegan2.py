@@ -40,7 +40,7 @@ from gan_lab.interop.common import ImportRefused, channel_rule
 from gan_lab.interop.convert import build_networks, import_stylegan2, read_source
 from gan_lab.interop.pickles import UnsafePickleError
 from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
-from gan_lab.train import run
+from gan_lab.training import run
 
 from .conftest import TINY_METRICS, compose_tool
 

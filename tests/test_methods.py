@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gan_lab.modules import GANModule
-from gan_lab.train import build_module, run
+from gan_lab.training import build_module, run
 
 from .test_training import assert_same_training_state, state
 

@@ -22,7 +22,7 @@ from gan_lab.metrics.features import (
     locate_inception_weights,
 )
 from gan_lab.metrics.quality import QualityMetrics, frechet_distance, real_features
-from gan_lab.train import run
+from gan_lab.training import run
 
 from .conftest import TINY_METRICS, compose_tool
 from .test_training import state

@@ -23,7 +23,7 @@ from gan_lab.metrics.ppl import PerceptualPathLength, feature_distance, filtered
 from gan_lab.metrics.quality import QualityMetrics
 from gan_lab.nn.dcgan import DCGANGenerator
 from gan_lab.nn.stylegan import StyleGANGenerator
-from gan_lab.train import run
+from gan_lab.training import run
 
 from .conftest import TINY_METRICS, compose_tool
 from .test_metrics import random_domain_features, write_random_inception_weights

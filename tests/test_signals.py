@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import gan_lab.train
-from gan_lab.train import run
+import gan_lab.training
+from gan_lab.training import run
 
 from .signal_at import SendSignalAt
 from .test_cli import start_train, wait_until
@@ -22,9 +22,9 @@ COMMON = ("callbacks.checkpoint.every_n_train_steps=4", "model.ema_kimg=0.1")
 
 def signal_at(monkeypatch: pytest.MonkeyPatch, iteration: int, signum: int) -> None:
     """The next run signals itself at ``iteration`` (a callback added beside the configured ones)."""
-    configured = gan_lab.train.build_callbacks
+    configured = gan_lab.training.build_callbacks
     monkeypatch.setattr(
-        gan_lab.train, "build_callbacks", lambda cfg: [*configured(cfg), SendSignalAt(iteration, signum)]
+        gan_lab.training, "build_callbacks", lambda cfg: [*configured(cfg), SendSignalAt(iteration, signum)]
     )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from gan_lab.train import run
+from gan_lab.training import run
 
 
 def test_snapshot_names_and_pruning_follow_the_iteration(compose_cfg, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import torch
 from gan_lab.errors import CheckpointError
 from gan_lab.modules import GANModule, StyleGAN
 from gan_lab.nn.stylegan import StyleGANDiscriminator, StyleGANGenerator
-from gan_lab.train import build_module, run
+from gan_lab.training import build_module, run
 
 from .test_training import assert_same_training_state, state
 

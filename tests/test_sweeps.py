@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from gan_lab.config import validate
 from gan_lab.losses import NonSaturatingLoss
-from gan_lab.train import run
+from gan_lab.training import run
 from gan_lab.utils.sweep import DIVERGED_FILE, ERROR_FILE, SweepSummary
 
 from .conftest import REPO, TINY_METRICS

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import IMAGES, SCALARS, EventAccumulator
 
-from gan_lab.train import run
+from gan_lab.training import run
 
 from .conftest import TINY_METRICS
 
@@ -87,7 +87,7 @@ def test_wandb_and_tensorboard_at_once(compose_cfg, tmp_path: Path, monkeypatch:
 def test_each_logger_that_takes_images_gets_one_and_csv_is_skipped(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from gan_lab.loggers import log_image
 

@@ -6,15 +6,15 @@ import csv
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning.pytorch as pl
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from gan_lab.callbacks.progress import GANProgressBar, format_speed
 from gan_lab.checkpoints import load_checkpoint
 from gan_lab.errors import CheckpointError
 from gan_lab.modules import GANModule
-from gan_lab.train import build_module, run
+from gan_lab.training import build_module, run
 from gan_lab.utils.checkpoint_io import atomic_torch_save
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from pytorch_lightning.loggers import WandbLogger
+from lightning.pytorch.loggers import WandbLogger
 
 from gan_lab.callbacks.quality import QualityCallback
 from gan_lab.errors import ConfigError
@@ -143,12 +143,12 @@ def test_a_refused_job_finishes_its_run(
 ) -> None:
     """A job refused during training (here: a refusal raised by fit) still finishes its W&B run,
     so the next job of the same process gets a run of its own."""
-    from gan_lab.train import run
+    from gan_lab.training import run
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise ConfigError("refused for the test")
 
-    monkeypatch.setattr("pytorch_lightning.Trainer.fit", refuse)
+    monkeypatch.setattr("lightning.pytorch.Trainer.fit", refuse)
     cfg = compose_cfg("logger=wandb", "trainer.max_steps=1", run_dir=tmp_path / "refused")
     with pytest.raises(ConfigError):
         run(cfg)

@@ -14,7 +14,7 @@ import logging
 import math
 from typing import Any
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 
 log = logging.getLogger("gan_lab.train")
 

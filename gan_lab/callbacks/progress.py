@@ -16,8 +16,8 @@ import logging
 import time
 from typing import Any, ClassVar
 
-import pytorch_lightning as pl
-from pytorch_lightning.callbacks import RichProgressBar
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import RichProgressBar
 
 from gan_lab.config import check_arguments
 from gan_lab.config.schema import IterationLogConfig, ProgressConfig

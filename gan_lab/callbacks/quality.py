@@ -40,8 +40,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import numpy as np
-import pytorch_lightning as pl
 from PIL import Image
 
 from gan_lab.callbacks.signals import stopped_by_signal

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 import torch
 from torch import nn
 

@@ -20,9 +20,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image, PngImagePlugin
-from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid
 
 from gan_lab.config import check_arguments

@@ -25,7 +25,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 import torch
 
 log = logging.getLogger("gan_lab.train")

@@ -34,7 +34,6 @@ from gan_lab.config.schema import (
     ProjectConfig,
     Schema,
     TrainTopConfig,
-    register_schemas,
     target_of,
 )
 from gan_lab.errors import ConfigError
@@ -55,7 +54,6 @@ __all__ = [
     "validate_project",
 ]
 
-register_schemas()
 _MISSING = "???"
 TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 

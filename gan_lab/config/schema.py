@@ -3,10 +3,11 @@
 
 One dataclass per group option (``conf/<group>/<option>.yaml``), chosen by the node's
 ``_target_``; each field has the type OmegaConf checks and, where a range or a set of choices
-applies, one ``Rule`` (``gan_lab.config.rules``) as its metadata. The schemas are registered in
-Hydra's ConfigStore as ``schema/<group>/<option>`` (``python train.py --help`` lists them); they
-are applied inside the task by ``gan_lab.config.validate``, never at composition, so a bad value
-is one line and exit status 2 (``refused`` in a sweep), not a Hydra composition error.
+applies, one ``Rule`` (``gan_lab.config.rules``) as its metadata. The schemas are applied
+inside the task by ``gan_lab.config.validate``, never at composition, so a bad value is one line
+and exit status 2 (``refused`` in a sweep), not a Hydra composition error. (They are not put in
+Hydra's ConfigStore: nothing composes them, and Hydra copies the whole store for every config
+group it lists, which made ``python train.py --help`` 3-4 s slower.)
 
 This module imports nothing else of the lab: the lab's classes import their choices from here.
 """
@@ -477,7 +478,7 @@ SAVE_TOP_K = at_least(-1, integer=True, what="an integer >= -1 (-1 keeps every s
 class TrainerConfig(Schema):
     OPEN: ClassVar[bool] = True
 
-    _target_: str = target("pytorch_lightning.Trainer")
+    _target_: str = target("lightning.pytorch.Trainer")
     default_root_dir: str | None = setting(None)
     accelerator: str = setting("auto", one_of(*ACCELERATORS))
     devices: Any = setting(1, DEVICES)
@@ -551,7 +552,7 @@ class ReplicaCheckConfig(Schema):
 class RichModelSummaryConfig(Schema):
     OPEN: ClassVar[bool] = True
 
-    _target_: str = target("pytorch_lightning.callbacks.RichModelSummary")
+    _target_: str = target("lightning.pytorch.callbacks.RichModelSummary")
     max_depth: int = setting(1, at_least(-1, integer=True, what="an integer >= -1 (-1: all layers)"))
 
 
@@ -594,7 +595,7 @@ class QualityConfig(Schema):
 class WandbConfig(Schema):
     OPEN: ClassVar[bool] = True
 
-    _target_: str = target("pytorch_lightning.loggers.WandbLogger")
+    _target_: str = target("lightning.pytorch.loggers.WandbLogger")
     project: str | None = setting(None)
     name: str | None = setting(None)
     save_dir: str = setting(".")
@@ -622,14 +623,14 @@ class FolderLoggerConfig(Schema):
 
 @dataclass
 class CSVConfig(FolderLoggerConfig):
-    _target_: str = target("pytorch_lightning.loggers.CSVLogger")
+    _target_: str = target("lightning.pytorch.loggers.CSVLogger")
 
 
 @dataclass
 class TensorBoardConfig(FolderLoggerConfig):
     """``conf/logger/tensorboard.yaml``: event files in ``<save_dir>/<name>/<version>``."""
 
-    _target_: str = target("pytorch_lightning.loggers.TensorBoardLogger")
+    _target_: str = target("lightning.pytorch.loggers.TensorBoardLogger")
     default_hp_metric: bool = setting(True)
     log_graph: bool = setting(False)
     prefix: str = setting("")
@@ -787,20 +788,3 @@ NODES: dict[str, dict[str, type[Schema]]] = {"networks": NETWORKS, "optimizers":
 
 def target_of(schema: type[Schema]) -> str:
     return schema.__dataclass_fields__["_target_"].default
-
-
-def register_schemas() -> None:
-    """Put the schemas in Hydra's ConfigStore: ``schema/<group>/<option>`` and
-    ``schema/train|generate|evaluate``."""
-    from hydra.core.config_store import ConfigStore
-
-    cs = ConfigStore.instance()
-    for group, options in {**GROUPS, **ENTRIES, **NODES}.items():
-        for name, schema in options.items():
-            cs.store(group=f"schema/{group}", name=name, node=schema)
-    cs.store(group="schema/paths", name="default", node=PathsConfig)
-    cs.store(group="schema", name="train", node=TrainTopConfig)
-    cs.store(group="schema", name="generate", node=GenerateConfig)
-    cs.store(group="schema", name="evaluate", node=EvaluateConfig)
-    cs.store(group="schema", name="export", node=ExportConfig)
-    cs.store(group="schema", name="project", node=ProjectConfig)

@@ -22,7 +22,7 @@ import logging
 import warnings
 from typing import Any, Protocol
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset

@@ -249,7 +249,7 @@ def make_checkpoint(
 ) -> tuple[dict[str, Any], dict[str, int]]:
     """The lab checkpoint of ``imported`` (see the module docstring), not yet written, and the
     parameter counts of its G and D."""
-    import pytorch_lightning as pl
+    import lightning.pytorch as pl
 
     from gan_lab.builders import build_module
     from gan_lab.checkpoints import FORMAT, KEY, WEIGHTS_ONLY

@@ -59,7 +59,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytorch_lightning as pl
+import lightning.pytorch as pl
 
 
 def _do_nothing() -> None:

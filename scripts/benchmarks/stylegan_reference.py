@@ -153,7 +153,7 @@ class Sides:
 
     def __init__(self, args: argparse.Namespace) -> None:
         import check_stylegan_reference as check
-        import pytorch_lightning as pl
+        import lightning.pytorch as pl
         from hydra.utils import instantiate
 
         from gan_lab.resolvers import register

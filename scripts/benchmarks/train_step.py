@@ -8,7 +8,7 @@ ratio lab/plain with its min and max over repeats, and peak memory (CUDA allocat
 the process's peak RSS on CPUs). Writes ``scripts/benchmarks/results/train_step.{json,md}``; the last
 line printed is the headline.
 
-The lab runs through ``gan_lab.train.train`` with its default callbacks (checkpoint and sample
+The lab runs through ``gan_lab.training.train`` with its default callbacks (checkpoint and sample
 intervals, logging, progress bar, divergence guard) minus FID (an evaluation, not the step), on
 random in-memory data of the right shape. The plain loop is written out here: the same D and G
 phases, the same Adam settings (lazy-corrected for StyleGAN), style mixing, lazy R1 and path
@@ -94,11 +94,11 @@ def lab_worker(
 ) -> dict:
     import tempfile
 
-    import pytorch_lightning as pl
+    import lightning.pytorch as pl
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    import gan_lab.train as lab
+    import gan_lab.training as lab
     from gan_lab.data.datamodule import ArrayDataModule
 
     class RandomImages(ArrayDataModule):
