@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from gan_lab.data.transforms import match_channels, to_uint8
 from gan_lab.errors import ConfigError
+from gan_lab.metrics.weights import WeightsFile
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -112,37 +113,20 @@ class FeatureExtractor(nn.Module):
         }
 
 
+INCEPTION = WeightsFile(
+    "the FID Inception weights", INCEPTION_FILE, INCEPTION_URL, "metrics.inception_weights"
+)
+NO_INCEPTION_HINT = "; or use metrics.features=domain (MNIST, Fashion-MNIST) or metrics=none"
+
+
 def default_inception_path() -> Path:
     """Where torch-fidelity's download puts the weights (torch hub's checkpoints folder)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-
-
-def missing_inception_message(path: Path) -> str:
-    return (
-        f"the FID Inception weights ({INCEPTION_FILE}) are not at {path} and cannot be downloaded here. "
-        f"Download {INCEPTION_URL} on a machine with internet and put it at {default_inception_path()} "
-        f"or pass metrics.inception_weights=PATH; or use metrics.features=domain (MNIST, Fashion-MNIST) "
-        f"or metrics=none"
-    )
+    return INCEPTION.default_path()
 
 
 def locate_inception_weights(path: str | None, download: bool = True) -> Path:
     """The weights file: ``path`` if given, else torch hub's cache, downloaded there if allowed."""
-    if path:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise ConfigError(f"metrics.inception_weights={path} does not exist")
-        return p
-    p = default_inception_path()
-    if not p.is_file() and download:
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(INCEPTION_URL, str(p), progress=False)
-        except Exception:  # no network: the message below says what to do
-            p.unlink(missing_ok=True)
-    if not p.is_file():
-        raise ConfigError(missing_inception_message(p))
-    return p
+    return INCEPTION.locate(path, download, hint=NO_INCEPTION_HINT)
 
 
 class InceptionFeatures(FeatureExtractor):

@@ -31,23 +31,19 @@ from torch import Tensor, nn
 
 from gan_lab.data.transforms import match_channels
 from gan_lab.errors import ConfigError
+from gan_lab.metrics.weights import WeightsFile
 
 VGG16_FILE = "vgg16-397923af.pth"
 VGG16_URL = f"https://download.pytorch.org/models/{VGG16_FILE}"
 MIN_SIZE = 16  # relu5_3 of VGG16 follows four 2x2 max-poolings
 
 
+VGG16 = WeightsFile("the LPIPS VGG16 weights", VGG16_FILE, VGG16_URL, "metrics.vgg16_weights")
+
+
 def default_vgg16_path() -> Path:
     """Where torchvision caches its ImageNet VGG16 weights (torch hub's checkpoints folder)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
-
-
-def missing_vgg16_message(path: Path, option: str, hint: str = "") -> str:
-    return (
-        f"the LPIPS VGG16 weights ({VGG16_FILE}) are not at {path} and cannot be downloaded here. "
-        f"Download {VGG16_URL} on a machine with internet and put it at {default_vgg16_path()} "
-        f"or pass {option}=PATH{hint}"
-    )
+    return VGG16.default_path()
 
 
 def locate_vgg16_weights(
@@ -59,21 +55,7 @@ def locate_vgg16_weights(
     """The VGG16 weights file: ``path`` if given, else torchvision's cache (downloaded there first
     when ``download`` and the network allow). ``option`` names the setting in the error message,
     ``hint`` (e.g. "; or use ...") ends it."""
-    if path:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise ConfigError(f"{option}={path} does not exist")
-        return p
-    p = default_vgg16_path()
-    if not p.is_file() and download:
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            torch.hub.download_url_to_file(VGG16_URL, str(p), progress=False)
-        except Exception:  # no network: the message below says what to do
-            p.unlink(missing_ok=True)
-    if not p.is_file():
-        raise ConfigError(missing_vgg16_message(p, option, hint))
-    return p
+    return VGG16.locate(path, download, option, hint)
 
 
 def _torchmetrics_lpips_class() -> type[nn.Module]:
