@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
@@ -31,10 +29,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_lab.checkpoints import load_model
 from gan_lab.config import validate_evaluate
-from gan_lab.config.guards import one_line_build_errors
-from gan_lab.errors import ConfigError, GanLabError
+from gan_lab.errors import ConfigError
 from gan_lab.resolvers import register as register_resolvers
-from gan_lab.train import CONFIG_DIR
+from gan_lab.utils.cli import tool_main
 
 log = logging.getLogger("gan_lab.evaluate")
 register_resolvers()
@@ -117,15 +114,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
-def main(cfg: DictConfig) -> float | None:
-    try:
-        with one_line_build_errors():  # a refusal inside instantiate: one line naming the node
-            record = evaluate(cfg)
-    except GanLabError as e:
-        log.error("%s", e)
-        sys.exit(2)
+def objective(cfg: DictConfig) -> float | None:
+    """The checkpoint's FID (None without one): what a sweeper over ``evaluate.py`` minimises."""
+    record = evaluate(cfg)
     return next((v for k, v in record.items() if k.startswith("fid_")), None)
+
+
+main = tool_main("evaluate", objective, log)
 
 
 if __name__ == "__main__":

@@ -46,11 +46,9 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -62,10 +60,10 @@ from torchvision.utils import make_grid
 from gan_lab.checkpoints import load_model
 from gan_lab.config import validate_generate
 from gan_lab.data.transforms import to_uint8
-from gan_lab.errors import ConfigError, GanLabError
+from gan_lab.errors import ConfigError
 from gan_lab.evaluate import pick_device
-from gan_lab.train import CONFIG_DIR
 from gan_lab.utils.classes import check_classes, describe_rows, num_classes_of, row_classes
+from gan_lab.utils.cli import tool_main
 
 log = logging.getLogger("gan_lab.generate")
 
@@ -358,13 +356,7 @@ def generate(cfg: DictConfig) -> list[Path]:
     return paths
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="generate")
-def main(cfg: DictConfig) -> None:
-    try:
-        generate(cfg)
-    except GanLabError as e:
-        log.error("%s", e)
-        sys.exit(2)
+main = tool_main("generate", generate, log)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -67,10 +66,10 @@ from gan_lab.checkpoints import load_model
 from gan_lab.config import validate_project
 from gan_lab.config.schema import GROUPS, target_of
 from gan_lab.data.transforms import to_uint8
-from gan_lab.errors import ConfigError, GanLabError
+from gan_lab.errors import ConfigError
 from gan_lab.evaluate import pick_device
-from gan_lab.train import CONFIG_DIR
 from gan_lab.utils.classes import check_classes, label_range, num_classes_of
+from gan_lab.utils.cli import tool_main
 
 log = logging.getLogger("gan_lab.project")
 
@@ -520,13 +519,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="project")
-def _main(cfg: DictConfig) -> None:
-    try:
-        run(cfg)
-    except GanLabError as e:
-        log.error("%s", e)
-        sys.exit(2)
+_main = tool_main("project", run, log)
 
 
 def main() -> None:

@@ -16,18 +16,15 @@ images. The path of the file is printed, and its metadata logged.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from gan_lab.api import SUFFIXES, check_out, export_generator, load_generator
 from gan_lab.config import validate_export
-from gan_lab.errors import GanLabError
 from gan_lab.evaluate import pick_device
-from gan_lab.train import CONFIG_DIR
+from gan_lab.utils.cli import tool_main
 
 log = logging.getLogger("gan_lab.export")
 
@@ -54,13 +51,7 @@ def export(cfg: DictConfig) -> Path:
     return path
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
-def main(cfg: DictConfig) -> None:
-    try:
-        export(cfg)
-    except GanLabError as e:
-        log.error("%s", e)
-        sys.exit(2)
+main = tool_main("export", export, log)
 
 
 if __name__ == "__main__":
