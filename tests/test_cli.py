@@ -212,3 +212,20 @@ def test_stylegan_run_writes_its_folder_and_resumes(tmp_path: Path, fashion_root
     assert again.returncode == 0, again.stderr[-3000:]
     final = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert final["global_step"] == 7 and final["gan_lab"]["module"] == "StyleGAN"
+
+
+def test_each_tool_names_its_hydra_job_after_itself() -> None:
+    """The tools share one Hydra main (gan_lab.utils.cli.tool_main); each job is still named after
+    its tool (its log file: generate.log, ...), not after the shared module."""
+    from hydra._internal.utils import detect_calling_file_or_module_from_task_function, detect_task_name
+
+    import gan_lab.evaluate
+    import gan_lab.generate
+    import gan_lab.project
+
+    for name, main in (
+        ("generate", gan_lab.generate.main),
+        ("evaluate", gan_lab.evaluate.main),
+        ("project", gan_lab.project._main),
+    ):
+        assert detect_task_name(*detect_calling_file_or_module_from_task_function(main)) == name

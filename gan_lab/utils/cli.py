@@ -31,6 +31,6 @@ def tool_main(config_name: str, task: Callable[[DictConfig], Any], log: logging.
             log.error("%s", e)
             sys.exit(2)
 
-    main.__module__ = task.__module__
     main.__doc__ = task.__doc__
+    main.__wrapped__ = task  # type: ignore[attr-defined]  # Hydra names the job from the unwrapped task
     return hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(main)
