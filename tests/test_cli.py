@@ -229,3 +229,18 @@ def test_each_tool_names_its_hydra_job_after_itself() -> None:
         ("project", gan_lab.project._main),
     ):
         assert detect_task_name(*detect_calling_file_or_module_from_task_function(main)) == name
+
+
+def test_a_tool_run_as_a_script_names_its_job_after_its_file(tmp_path: Path) -> None:
+    """``python scripts/export.py``: the task lives in ``__main__``, so Hydra names the job after
+    the task's file (export.log), not after gan_lab/utils/cli.py."""
+    import logging
+
+    from hydra._internal.utils import detect_calling_file_or_module_from_task_function, detect_task_name
+
+    from gan_lab.utils.cli import tool_main
+
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile("def export(cfg):\n    return cfg\n", str(tmp_path / "export.py"), "exec"), namespace)
+    main = tool_main("export", namespace["export"], logging.getLogger("test"))
+    assert detect_task_name(*detect_calling_file_or_module_from_task_function(main)) == "export"
