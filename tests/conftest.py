@@ -4,6 +4,8 @@ composes the real Hydra config (conf/train.yaml) the way `python train.py` does.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +46,19 @@ HERMETIC_DATA = {
     "celeba": ["data.download=false", "data.num_workers=0"],
     "image_folder": ["data.num_workers=0"],
 }
+
+
+def refused_in_one_line(script: str, *overrides: str) -> str:
+    """Run ``python <script> overrides...`` (a root tool) and return the one line it refuses with
+    (asserting exit status 2 and that nothing else was printed)."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / script), *overrides], capture_output=True, text=True, timeout=120
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "ERROR" in lines[0], output
+    return lines[0]
 
 
 def _choice(overrides: tuple[str, ...] | list[str], group: str, default: str) -> str:

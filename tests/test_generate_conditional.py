@@ -8,8 +8,6 @@ that a cell's color says its class."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,7 +27,7 @@ from gan_lab.nn.dcgan import DCGANGenerator
 from gan_lab.nn.stylegan import StyleGANGenerator
 from gan_lab.utils.classes import grid_classes
 
-from .conftest import REPO, compose_tool
+from .conftest import REPO, compose_tool, refused_in_one_line
 
 SIZE = 8  # fake images are SIZE x SIZE; grids pad them by 1 px
 
@@ -220,24 +218,14 @@ def test_class_refusals_are_one_line(tmp_path: Path) -> None:
 
 
 def test_both_class_and_classes_are_one_line_and_exit_2_before_the_checkpoint_is_read(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "generate.py"),
-            f"ckpt={tmp_path / 'missing.ckpt'}",  # not read: the options are refused first
-            "class=1",
-            "classes=[2]",
-            f"hydra.run.dir={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    line = refused_in_one_line(
+        "generate.py",
+        f"ckpt={tmp_path / 'missing.ckpt'}",  # not read: the options are refused first
+        "class=1",
+        "classes=[2]",
+        f"hydra.run.dir={tmp_path / 'out'}",
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "ERROR" in lines[0], output
-    assert "class=1 and classes=[2] are both given: choose one" in lines[0]
+    assert "class=1 and classes=[2] are both given: choose one" in line
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from gan_lab.project import (
 )
 from gan_lab.project import run as project_run
 
-from .conftest import REPO, compose_tool
+from .conftest import REPO, compose_tool, refused_in_one_line
 
 # Measured on the tiny 1-iteration StyleGAN of `stylegan_ckpt` (32x32 gray, 8 ws), mode=w, pixel
 # distance, 200 steps, 500 w samples, targets made from the ws of z seeds 1-10: final PSNR
@@ -300,22 +299,8 @@ def test_refusals_are_one_line(compose_cfg, tmp_path_factory, stylegan_ckpt: Pat
 def test_cli_refusal_is_one_line_and_exit_2(compose_cfg, tmp_path_factory, tmp_path: Path) -> None:
     dcgan = checkpoint(compose_cfg, tmp_path_factory, "dcgan")
     target, _ = made_image(tiny_generator(), 0, tmp_path / "t.png")
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "project.py"),
-            f"ckpt={dcgan}",
-            f"target={target}",
-            f"hydra.run.dir={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 2, output
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "ERROR" in lines[0] and "needs a StyleGAN checkpoint" in lines[0], output
+    line = refused_in_one_line("project.py", f"ckpt={dcgan}", f"target={target}", f"hydra.run.dir={tmp_path}")
+    assert "needs a StyleGAN checkpoint" in line
 
 
 def test_loss_option_is_one_line_naming_distance(
