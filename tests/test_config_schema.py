@@ -237,6 +237,7 @@ def test_a_wrong_type_is_one_line_naming_the_key(option: str, key: str, value: s
 # ---------------------------------------------------------------------------- out of range
 OUT_OF_RANGE = [
     ("top", "seed=-1"),
+    ("top", "seed=4294967296"),
     ("top", "run_name=a/b"),
     ("data/fashion_mnist", "data.resolution=48"),
     ("data/fashion_mnist", "data.channels=2"),

@@ -91,5 +91,7 @@ POSITIVE = greater_than(0, what="a positive number")
 NON_NEGATIVE = at_least(0, what="a number >= 0")
 PENALTY = at_least(0, what="a number >= 0 (0 disables it)")
 PROBABILITY = between(0, 1, what="a probability in [0, 1]")
-SEED = at_least(0, integer=True, what="a non-negative integer")
+# Lightning's seed_everything (and numpy) take seeds in [0, 2^32 - 1]
+MAX_SEED = 2**32 - 1
+SEED = Rule(lambda v: is_int(v) and 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}")
 ANY_NUMBER = Rule(is_number, "a number")
