@@ -151,6 +151,22 @@ def test_samples_use_the_ema_generator_with_truncation() -> None:
     assert torch.equal(model.sample(), model.sample())  # reproducible grids
 
 
+def test_sample_grids_are_rendered_a_chunk_at_a_time() -> None:
+    """A 64-image grid at full width must not hold all 64 images' activations at once (at the
+    reference's size it doubled the run's peak memory): G_ema sees at most SAMPLE_CHUNK latents
+    per call, and the grid equals the one-batch render."""
+    torch.manual_seed(0)
+    model = tiny_stylegan(num_samples=40)
+    seen: list[int] = []
+    hook = model.G_ema.register_forward_pre_hook(lambda _m, args: seen.append(args[0].shape[0]))
+    images = model.sample()
+    hook.remove()
+    assert images.shape[0] == 40 and max(seen) <= model.SAMPLE_CHUNK and sum(seen) == 40
+    with torch.no_grad():
+        whole = model.G_ema(model.sample_z, None, truncation_psi=model.sample_psi, noise_mode="const")
+    torch.testing.assert_close(images, whole, atol=1e-5, rtol=1e-5)
+
+
 def test_resume_is_exact(compose_cfg, tmp_path: Path) -> None:
     """9 + 9 iterations == 18 straight, across lazy R1 (0, 16) and path length (every 4)."""
     common = (SG, "model.r1_gamma=0.5", "callbacks.checkpoint.every_n_train_steps=9")

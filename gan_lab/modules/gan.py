@@ -110,6 +110,7 @@ class GANModule(pl.LightningModule):
 
     progress_bar_keys = ("loss/d", "loss/g")
     generator_first = False
+    SAMPLE_CHUNK = 16  # sample grids are rendered this many images at a time (``in_chunks``)
 
     def __init__(
         self,
@@ -462,7 +463,18 @@ class GANModule(pl.LightningModule):
         """Images in [-1, 1] from the EMA generator; ``z``/``c`` default to the fixed sample
         latents and labels (one row per class when conditional)."""
         z, c = self.sample_inputs(z, c)
-        return self.G_ema(z, c)
+        return self.in_chunks(self.G_ema, z, c)
+
+    def in_chunks(
+        self, render: Callable[[Tensor, Tensor | None], Tensor], z: Tensor, c: Tensor | None
+    ) -> Tensor:
+        """``render(z, c)`` over ``SAMPLE_CHUNK`` latents at a time, concatenated: a grid of 64
+        samples at full width would otherwise need the activations of all 64 at once (at
+        stylegan2-ada-pytorch's size, 512 channels at 32 px, that doubled the run's peak memory).
+        The EMA generator is in eval mode, so each image depends on its own latent only."""
+        n = self.SAMPLE_CHUNK
+        chunks = [render(z[i : i + n], None if c is None else c[i : i + n]) for i in range(0, z.shape[0], n)]
+        return torch.cat(chunks) if len(chunks) > 1 else chunks[0]
 
     @torch.no_grad()
     def metric_samples(self, z: Tensor, c: Tensor | None, rng: torch.Generator) -> Tensor:

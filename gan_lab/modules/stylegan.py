@@ -127,7 +127,7 @@ class StyleGAN(GANModule):
         """EMA generator with constant noise (reproducible grids) and truncation ``sample_psi``."""
         z, c = self.sample_inputs(z, c)
         psi = self.sample_psi if truncation_psi is None else truncation_psi
-        return self.G_ema(z, c, truncation_psi=psi, noise_mode="const")
+        return self.in_chunks(lambda z_, c_: self.G_ema(z_, c_, truncation_psi=psi, noise_mode="const"), z, c)
 
     @torch.no_grad()
     def metric_samples(self, z: Tensor, c: Tensor | None, rng: torch.Generator) -> Tensor:
