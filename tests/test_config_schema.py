@@ -424,6 +424,19 @@ def test_a_key_added_with_plus_is_refused(compose_cfg) -> None:
         validate(compose_cfg("model.optimizer_d._target_=torch.optim.SGD"))
 
 
+def test_every_key_a_new_optimizer_lacks_is_named_in_one_line(compose_cfg) -> None:
+    """StyleGAN's Adam has betas and fused; RMSprop has neither: one refusal names both and how to
+    remove them (not one key per run)."""
+    to_rmsprop = ("model=stylegan", "model.optimizer_g._target_=torch.optim.RMSprop")
+    with pytest.raises(ConfigError) as err:
+        validate(compose_cfg(*to_rmsprop))
+    assert str(err.value) == (
+        "model.optimizer_g.betas, model.optimizer_g.fused are not settings of torch.optim.RMSprop "
+        "(remove them: ~model.optimizer_g.betas ~model.optimizer_g.fused)"
+    )
+    validate(compose_cfg(*to_rmsprop, "~model.optimizer_g.betas", "~model.optimizer_g.fused"))
+
+
 def test_an_unknown_trainer_argument_is_refused_but_a_lightning_one_passes(compose_cfg) -> None:
     with pytest.raises(ConfigError, match=r"trainer\.bogus is not a setting"):
         validate(compose_cfg("+trainer.bogus=1"))

@@ -121,21 +121,36 @@ def _resolved_mapping(node: DictConfig, prefix: str) -> dict[str, Any]:
     return {str(k): _resolve(node, str(k), f"{prefix}{k}") for k in node}
 
 
+def _refuse_unknown_keys(values: dict[str, Any], schema: type[Schema], prefix: str, where: str) -> None:
+    """One line naming every key that is not a setting of ``where`` (an ``OPEN`` schema also takes
+    its target's constructor arguments), and how to remove them all: switching
+    ``model.optimizer_g._target_`` from Adam to RMSprop leaves ``betas`` and ``fused`` behind."""
+    fields = schema.__dataclass_fields__
+    accepted = _accepted_arguments(target_of(schema)) if schema.OPEN else frozenset()
+    unknown = [
+        f"{prefix}{key}"
+        for key in values
+        if key not in fields and not (schema.OPEN and (accepted is None or key in accepted))
+    ]
+    if len(unknown) == 1:
+        raise ConfigError(f"{unknown[0]} is not a setting of {where} (remove it: ~{unknown[0]})")
+    if unknown:
+        removal = " ".join(f"~{k}" for k in unknown)
+        raise ConfigError(f"{', '.join(unknown)} are not settings of {where} (remove them: {removal})")
+
+
 def check_node(values: dict[str, Any], schema: type[Schema], prefix: str, where: str) -> dict[str, Any]:
     """Type- and rule-check ``values`` (resolved) against ``schema``; returns the typed values."""
     typed = OmegaConf.structured(schema)
     fields = schema.__dataclass_fields__
     hints = _hints(schema)
     out: dict[str, Any] = {}
+    _refuse_unknown_keys(values, schema, prefix, where)
     for key, value in values.items():
         full = f"{prefix}{key}"
-        if key not in fields:
-            if schema.OPEN:
-                accepted = _accepted_arguments(target_of(schema))
-                if accepted is None or key in accepted:
-                    out[key] = value
-                    continue
-            raise ConfigError(f"{full} is not a setting of {where} (remove it: ~{full})")
+        if key not in fields:  # an argument of an OPEN schema's target (_refuse_unknown_keys)
+            out[key] = value
+            continue
         table = fields[key].metadata.get("nodes")
         if table is not None:
             out[key] = _check_table_node(value, table, full, where)
