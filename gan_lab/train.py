@@ -14,7 +14,6 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -72,19 +71,6 @@ def main(cfg: DictConfig) -> float | None:
     except KeyboardInterrupt:  # Ctrl-C before training started (after, StopOnSignal saves and exits)
         log.error("interrupted before training started: nothing to save")
         sys.exit(128 + signal.SIGINT)
-
-
-def __getattr__(name: str) -> Any:
-    """``gan_lab.train.run`` and the rest of the run's functions, from ``gan_lab.training`` (where
-    they moved), for code written against the old layout."""
-    if name.startswith("__"):
-        raise AttributeError(name)
-    import gan_lab.training
-
-    try:
-        return getattr(gan_lab.training, name)
-    except AttributeError:
-        raise AttributeError(f"module 'gan_lab.train' has no attribute {name!r}") from None
 
 
 if __name__ == "__main__":

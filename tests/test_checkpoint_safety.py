@@ -20,7 +20,8 @@ import torch
 from gan_lab.allowlist import ALLOWED_TARGETS, conf_targets
 from gan_lab.checkpoints import load_model
 from gan_lab.errors import CheckpointError, ConfigError
-from gan_lab.train import CONFIG_DIR, run
+from gan_lab.train import CONFIG_DIR
+from gan_lab.training import run
 
 from .conftest import REPO
 

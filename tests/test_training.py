@@ -1,4 +1,4 @@
-"""The adversarial loop through the real entry point (Hydra config -> gan_lab.train.run)."""
+"""The adversarial loop through the real entry point (Hydra config -> gan_lab.training.run)."""
 
 from __future__ import annotations
 
