@@ -152,10 +152,14 @@ def check_not_finished(checkpoint: dict[str, Any], cfg: DictConfig, path: str) -
 def prepare_config(cfg: DictConfig) -> tuple[DictConfig, list[str]]:
     """Compose (resume) and validate; returns the config and the overrides that produced it."""
     overrides = command_line_overrides()
-    if not cfg.get("ckpt_path") and (requeued := requeued_checkpoint(cfg)):
+    if (requeued := requeued_checkpoint(cfg)) and (not cfg.get("ckpt_path") or fine_tunes(cfg.ckpt_path)):
+        # a requeued job resumes from its own folder; a fine-tuning job too, not from the import again
         log.info(
             "requeued job (SLURM restart %s): resuming from %s", os.environ["SLURM_RESTART_COUNT"], requeued
         )
+        if cfg.get("ckpt_path"):  # the command line's ckpt_path= (the import) gives way
+            kept = [o for o in overrides if o.split("=", 1)[0] != "ckpt_path"]
+            overrides = [*kept, f"ckpt_path={requeued}"]
         with open_dict(cfg):
             cfg.ckpt_path = requeued
     if cfg.get("ckpt_path"):
@@ -332,6 +336,11 @@ def exit_on_signal(trainer: pl.Trainer, model: Any, signum: int) -> None:
             saved,
         )
     sys.exit(128 + signum)
+
+
+def fine_tunes(path: str) -> bool:
+    """Whether ``ckpt_path=path`` starts a new run from networks only (an imported model)."""
+    return weights_only_start(load_checkpoint(path)["gan_lab"], path) is not None
 
 
 def requeued_checkpoint(cfg: DictConfig) -> str | None:

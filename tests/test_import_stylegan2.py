@@ -656,3 +656,63 @@ def test_fine_tuning_refuses_data_the_networks_do_not_fit(compose_cfg, tmp_path:
         ConfigError, match="holds networks conditional on 3 classes, but the data is unconditional"
     ):
         run(compose_cfg(f"ckpt_path={ten['out']}", run_dir=tmp_path / "r2"))
+
+
+def test_crafted_tensors_and_records_are_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    """Past find_class: a tensor viewing more than its storage (set_ would grow the storage into
+    uninitialised memory), a record pickle's BUILD rewrites after it was checked, absurd sizes."""
+
+    class Oversized:  # 64x64 floats over a storage of 3
+        def __reduce__(self) -> tuple:
+            storage = torch.zeros(3).storage()
+            return (torch._utils._rebuild_tensor_v2, (storage, 0, (64, 64), (64, 1), False, OrderedDict()))
+
+    oversized = tmp_path / "oversized.pkl"
+    oversized.write_bytes(pickle.dumps({"G": Oversized()}))
+    with pytest.raises(ImportRefused, match="a damaged tensor: larger than its storage"):
+        read_source(oversized)
+
+    class Rewritten(Persistent):  # the record, then BUILD with a state of its own
+        def __reduce__(self) -> tuple:
+            return (_reconstruct_persistent_obj, (self.meta,), {"state": 5})
+
+    with reference_modules():
+        meta = module_record("Generator", {"w": torch.zeros(1)}, {}).meta
+        rewritten = tmp_path / "rewritten.pkl"
+        rewritten.write_bytes(pickle.dumps({"G": Rewritten(meta)}))
+    with pytest.raises(UnsafePickleError, match="rewrites a persistence record"):
+        read_source(rewritten)
+
+    huge = write_ada_pickle(tmp_path / "huge.pkl", lab_networks(), g_overrides={"w_dim": 1e300})
+    assert import_main([str(huge), str(tmp_path / "out.ckpt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: SRC={huge}"), err
+
+
+def test_a_dataset_path_in_the_file_is_never_interpolated(tmp_path: Path, monkeypatch) -> None:
+    """OmegaConf resolves ${...} even in quoted override values: a file naming its dataset
+    ${oc.env:...} would copy an environment variable into the checkpoint."""
+    monkeypatch.setenv("GAN_LAB_TEST_SECRET", "s3cr3t")
+    nets = lab_networks()
+    crafted = {"class_name": "training.dataset.ImageFolderDataset", "path": "${oc.env:GAN_LAB_TEST_SECRET}"}
+    src = write_ada_pickle(tmp_path / "a.pkl", nets, training_set_kwargs=crafted)
+    out = tmp_path / "a.ckpt"
+    import_stylegan2(src, out)
+    stored = torch.load(out, map_location="cpu", weights_only=True)["gan_lab"]
+    assert "s3cr3t" not in json.dumps(stored, default=str)
+    assert stored["config"]["data"]["root"].startswith("UNKNOWN")
+
+
+def test_a_requeued_fine_tuning_job_resumes_its_own_run(
+    compose_cfg, tmp_path: Path, fashion_root, monkeypatch
+) -> None:
+    """SLURM restarts the same command (ckpt_path=the import): the job continues from its folder's
+    last.ckpt, not from the imported weights at iteration 0."""
+    src = write_ada_pickle(tmp_path / "n.pkl", lab_networks(32, 1, mbstd_group=4, seed=11))
+    ckpt = tmp_path / "imported.ckpt"
+    import_stylegan2(src, ckpt, [*FASHION, f"data.root={fashion_root}"])
+    run(compose_cfg(f"ckpt_path={ckpt}", "trainer.max_steps=2", run_dir=tmp_path / "ft"))
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    run(compose_cfg(f"ckpt_path={ckpt}", "trainer.max_steps=3", run_dir=tmp_path / "ft"))
+    tuned = torch.load(tmp_path / "ft" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert tuned["global_step"] == 3 and tuned["images_seen"] == 3 * 16  # continued, not restarted

@@ -67,5 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     except GanLabError as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    except Exception as e:  # a crafted file's impossible sizes, types or cycles, past what the readers check
+        reason = " ".join(str(e).split())[:300] or type(e).__name__
+        print(f"error: SRC={args.src} cannot be imported ({type(e).__name__}: {reason})", file=sys.stderr)
+        return 2
     print(summary(result))
     return 0

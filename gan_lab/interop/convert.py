@@ -158,6 +158,15 @@ def model_overrides(imported: Imported) -> list[str]:
     ]
 
 
+def stored_root(root: str | None) -> str:
+    """The dataset folder the file names, for the stored config; a path with ``$`` is dropped
+    (``UNKNOWN_ROOT``): OmegaConf would resolve ``${...}`` in it, so a file could read environment
+    variables into the checkpoint or create folders through the lab's resolvers."""
+    if not root or "$" in root:
+        return UNKNOWN_ROOT
+    return root
+
+
 def _quoted(text: str) -> str:
     """``text`` as a quoted Hydra override value."""
     if "'" not in text:
@@ -192,7 +201,7 @@ def data_overrides(imported: Imported, user: Sequence[str]) -> list[str]:
     if "data" not in given:
         out.append("data=image_folder")
         if "data.root" not in given:
-            out.append(f"data.root={_quoted(imported.dataset.get('root', UNKNOWN_ROOT))}")
+            out.append(f"data.root={_quoted(stored_root(imported.dataset.get('root')))}")
         if "data.hflip" not in given and "hflip" in imported.dataset:
             out.append(f"data.hflip={_value(imported.dataset['hflip'])}")
     out += [f"{k}={v}" for k, v in wanted.items() if k not in given]

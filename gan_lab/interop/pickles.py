@@ -61,6 +61,10 @@ class PersistentRecord:
     module_src: str = field(default="", repr=False)
     version: Any = None
 
+    def __setstate__(self, state: Any) -> None:
+        """Pickle's BUILD on a record (a crafted file rewriting what ``_persistent_record`` checked)."""
+        raise UnsafePickleError("a pickle that rewrites a persistence record after building it")
+
     @property
     def init_args(self) -> tuple:
         args = self.state.get("_init_args", ())
@@ -115,8 +119,25 @@ def _load_storage_bytes(data: Any) -> Any:
 
 
 def _check_hooks(hooks: Any) -> None:
-    if hooks:  # hooks are functions: never carried over (and would need find_class anyway)
+    if (
+        hooks is not None and len(hooks) > 0
+    ):  # hooks are functions: never carried over (and would need find_class anyway)
         raise UnsafePickleError("a tensor with backward hooks")
+
+
+def _check_bounds(elements: int, offset: Any, size: Any, stride: Any) -> None:
+    """A tensor view must lie inside its storage (``set_`` would grow the storage instead, and the
+    weights would be uninitialised memory): ``offset + sum((size - 1) * stride) < elements``."""
+    try:
+        offset, size, stride = int(offset), [int(s) for s in size], [int(s) for s in stride]
+    except (TypeError, ValueError):
+        raise ImportRefused("a damaged tensor (its offset, sizes or strides are not integers)") from None
+    if offset < 0 or len(size) != len(stride) or any(s < 0 for s in (*size, *stride)):
+        raise ImportRefused("a damaged tensor (negative or mismatched sizes)")
+    if 0 in size:
+        return
+    if offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) >= elements:
+        raise ImportRefused("a damaged tensor: larger than its storage")
 
 
 def _rebuild_tensor(storage: Any, offset: int, size: Any, stride: Any, *rest: Any) -> Tensor:
@@ -129,6 +150,7 @@ def _rebuild_tensor(storage: Any, offset: int, size: Any, stride: Any, *rest: An
         dtype, untyped = torch.uint8, storage
     else:
         raise UnsafePickleError(f"a tensor whose storage is a {type(storage).__name__}")
+    _check_bounds(untyped.nbytes() // max(dtype.itemsize, 1), offset, size, stride)
     try:
         return torch.empty(0, dtype=dtype).set_(untyped, int(offset), tuple(size), tuple(stride))
     except (RuntimeError, TypeError, ValueError) as e:
@@ -217,6 +239,18 @@ def load_pickle(path: str | Path, what: str) -> Any:
         raise UnsafePickleError(f"{what}: {e}") from None
     except ImportRefused as e:
         raise ImportRefused(f"{what}: {e}") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError, IndexError) as e:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        AttributeError,
+        ValueError,
+        TypeError,
+        IndexError,
+        KeyError,
+        RuntimeError,
+        MemoryError,
+        RecursionError,
+        OverflowError,
+    ) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ImportRefused(f"{what} is not a readable pickle ({reason})") from None
