@@ -156,7 +156,7 @@ def read_target(path: str) -> Image.Image:
         with Image.open(p) as image:
             image.load()
             return ImageOps.exif_transpose(image)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"target={path} is not an image PIL can read ({reason})") from None
 

@@ -462,6 +462,8 @@ def test_interpolated_values_are_checked_after_resolution(compose_cfg) -> None:
         "num=0",
         "nrow=0",
         "psi=abc",
+        "psi=nan",
+        "psi=inf",
         "cutoff=-1",
         "noise=loud",
         "keyframes=1",

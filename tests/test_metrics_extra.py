@@ -223,6 +223,11 @@ def test_lpips_weights_say_what_to_do_when_missing_or_wrong(
     torch.save({"features.0.weight": torch.zeros(8, 3, 3, 3)}, other)
     with pytest.raises(ConfigError, match=r"features.0.weight has shape \(8, 3, 3, 3\), not \(64, 3, 3, 3\)"):
         LPIPS(other)
+    noise = tmp_path / "noise.pth"  # not a torch file: one line, not torch's advice to unpickle it
+    noise.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError) as err:
+        LPIPS(noise)
+    assert str(err.value).startswith(f"{noise} is not a weights file") and "\n" not in str(err.value)
 
 
 # ---------------------------------------------------------------------------- training and evaluate.py

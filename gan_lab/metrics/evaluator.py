@@ -278,6 +278,11 @@ class Evaluator:
         ref = real_reference(reference, self.extractor, self.num_real, self.cache_dir, device)
         reals, self.real_labels, self.dataset = ref.features, ref.labels, datamodule.name
         self.num_real_used = int(reals.shape[0])
+        if "pr" in self.extra and self.pr_k >= self.num_real_used:  # a split smaller than num_real
+            raise ConfigError(
+                f"metrics.pr_k={self.pr_k} needs more than {self.pr_k} real images, and the "
+                f"{self.split} split has {self.num_real_used}: use a smaller metrics.pr_k"
+            )
         if ref.predicted is not None:
             self.real_class_acc = float((ref.predicted == ref.labels).float().mean())
         self.metrics = QualityMetrics(

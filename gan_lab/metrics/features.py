@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from gan_lab.data.transforms import match_channels, to_uint8
 from gan_lab.errors import ConfigError
+from gan_lab.interop.common import load_failure
 from gan_lab.metrics.weights import WeightsFile
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -145,7 +146,8 @@ class InceptionFeatures(FeatureExtractor):
         try:  # refuse anything but plain tensors before torch-fidelity unpickles the file
             torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise ConfigError(f"{weights} is not a weights file of the FID Inception: {e}") from e
+            reason = load_failure(e)
+            raise ConfigError(f"{weights} is not a weights file of the FID Inception ({reason})") from None
         self.net = FeatureExtractorInceptionV3(  # the logits come from the same forward
             "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(weights)
         )

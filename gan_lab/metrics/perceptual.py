@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from gan_lab.data.transforms import match_channels
 from gan_lab.errors import ConfigError
+from gan_lab.interop.common import load_failure
 from gan_lab.metrics.weights import WeightsFile
 
 VGG16_FILE = "vgg16-397923af.pth"
@@ -75,7 +76,7 @@ def _load_tensors(path: Path, what: str) -> dict[str, Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ConfigError(f"{path} is not a weights file of {what}: {e}") from e
+        raise ConfigError(f"{path} is not a weights file of {what} ({load_failure(e)})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
