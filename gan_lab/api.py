@@ -446,6 +446,12 @@ def check_out(path: Path, format: str) -> None:
         raise ConfigError(f"out={path} is a folder: give the file to write, e.g. {example}")
     if format == "export" and path.suffix != ".pt2":
         raise ConfigError(f"out={path}: a torch.export file is named *.pt2 (torch.export.load expects it)")
+    try:  # before the checkpoint is loaded and traced: a folder that cannot be made is one line
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"out={path}: cannot create its folder ({e.strerror or e})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"out={path}: its folder {path.parent} is not writable")
 
 
 def read_metadata(path: str | os.PathLike[str], format: str) -> dict[str, Any]:

@@ -166,7 +166,8 @@ def to_8bit(image: Image.Image, channels: int) -> Image.Image:
     their range (PIL's own conversion would clip them at 255); transparency is composed on white."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I") and values.max() > 255 else 255.0
+        # 16-bit modes: their full range, whatever the image holds; 32-bit "I": 16-bit data when above 8 bits
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
         if image.mode == "F":
             top = 1.0 if values.max() <= 1.0 else 255.0
         image = Image.fromarray(np.clip(values / top * 255.0, 0, 255).round().astype(np.uint8), "L")

@@ -377,6 +377,11 @@ def test_exports_the_checkpoint_cannot_take_are_refused(ckpt, tmp_path: Path) ->
         export_generator(G, tmp_path / "g.pt", "export")
     with pytest.raises(ConfigError, match=r"^out=.* is a folder: give the file to write"):
         export_generator(G, tmp_path, "state_dict")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")  # a folder that cannot be made under a file: one line, nothing traced
+    with pytest.raises(ConfigError, match=r"^out=.*: cannot create its folder"):
+        export_generator(G, blocker / "sub" / "g.pt", "torchscript")
+    blocker.unlink()
     assert list(tmp_path.iterdir()) == []
 
 

@@ -246,6 +246,8 @@ def test_target_is_center_cropped_resized_and_converted() -> None:
     assert rgb.mode == "RGB" and np.asarray(rgb)[..., 0].min() == 255
     deep = Image.fromarray(np.full((40, 40), 65535 // 2, dtype=np.uint16))  # 16-bit gray: mid-gray
     assert 126 <= np.asarray(prepare_target(deep, 32, 1)).mean() <= 129
+    dark = Image.fromarray(np.full((40, 40), 200, dtype=np.uint16))  # 16-bit, dark: stays dark
+    assert np.asarray(prepare_target(dark, 32, 1)).max() <= 1
     assert to_tensor(gray).shape == (1, 1, 32, 32)
 
 

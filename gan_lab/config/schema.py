@@ -724,7 +724,7 @@ class ProjectConfig(Schema):
     target: str = setting(MISSING, expected="PATH (an image file)")
     mode: str = setting("w", one_of(*PROJECT_MODES))
     steps: int = setting(1000, POSITIVE_INT)
-    w_avg_samples: int = setting(10000, at_least(2, integer=True, what="an integer >= 2"))
+    w_avg_samples: int = setting(10000, between(2, 1_000_000, "an integer from 2 to 1000000"))
     lr: float = setting(0.1, POSITIVE)
     lr_rampup: float = setting(0.05, between(0, 1))
     lr_rampdown: float = setting(0.25, between(0, 1))
