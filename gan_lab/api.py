@@ -35,11 +35,11 @@ file that plain PyTorch loads, without the lab installed:
 
 The two runnable formats bake in the truncation (``psi``, ``cutoff``) and the noise (``const`` or
 ``none``) given at export, take any batch size (traced with the modulation as activation scaling,
-``fused=False``, the same linear map as the per-sample kernels ``Generator`` uses, and twice as
-fast on a CPU), keep the device they were traced on, and are checked after writing: the file is
-loaded back and must reproduce ``Generator``'s images at two other batch sizes. Every file
-carries the same JSON metadata (``gan_lab.json``: sizes, classes, psi, noise, the checkpoint it
-came from).
+``fused=False``, the same linear map as the per-sample kernels ``Generator`` uses on CUDA, and
+faster on a CPU, where ``Generator`` uses it too), keep the device they were traced on, and are
+checked after writing: the file is loaded back and must reproduce ``Generator``'s images at two
+other batch sizes. Every file carries the same JSON metadata (``gan_lab.json``: sizes, classes,
+psi, noise, the checkpoint it came from).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ from torch import Tensor, nn
 from gan_lab.config import check_arguments, check_export_options
 from gan_lab.config.schema import EXPORT_FORMATS, ExportConfig, GenerateConfig
 from gan_lab.errors import ConfigError
+from gan_lab.nn.stylegan import inference_fused
 
 __all__ = ["FORMATS", "Generator", "export_generator", "load_generator", "read_metadata"]
 
@@ -273,11 +274,11 @@ class Generator(nn.Module):
         noise: str,
         rng: torch.Generator | None = None,
     ) -> Tensor:
-        """What generate.py's ``Renderer.from_z`` computes (fused modulation, as for inference)."""
+        """What generate.py's ``Renderer.from_z`` computes (the modulation of inference)."""
         if not self.stylegan:
             return self.net(z) if c is None else self.net(z, c)
         ws = self.net.mapping(z, c, truncation_psi=float(psi), truncation_cutoff=cutoff)
-        return self.net.synthesis(ws, noise_mode=noise, rng=rng, fused=True)
+        return self.net.synthesis(ws, noise_mode=noise, rng=rng, fused=inference_fused(ws.device))
 
     @torch.no_grad()
     def sample(

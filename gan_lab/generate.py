@@ -62,6 +62,7 @@ from gan_lab.config import validate_generate
 from gan_lab.data.transforms import to_uint8
 from gan_lab.errors import ConfigError
 from gan_lab.evaluate import pick_device
+from gan_lab.nn.stylegan import inference_fused
 from gan_lab.utils.classes import check_classes, describe_rows, num_classes_of, row_classes
 from gan_lab.utils.cli import tool_main
 
@@ -110,7 +111,8 @@ class Renderer:
         """StyleGAN's synthesis of ``ws``; ``noise=random`` draws from ``rng`` (default: the
         renderer's generator, seeded by ``seed`` and advanced by every picture)."""
         rng = self.noise_rng if rng is None else rng
-        return self.module.G_ema.synthesis(ws, noise_mode=self.cfg.noise, rng=rng, fused=True)
+        fused = inference_fused(ws.device)  # as G_ema's own inference
+        return self.module.G_ema.synthesis(ws, noise_mode=self.cfg.noise, rng=rng, fused=fused)
 
     @torch.no_grad()
     def from_points(self, p: Tensor, c: Tensor | None = None, rng: torch.Generator | None = None) -> Tensor:

@@ -68,6 +68,7 @@ from gan_lab.config.schema import GROUPS, target_of
 from gan_lab.data.transforms import to_uint8
 from gan_lab.errors import ConfigError
 from gan_lab.evaluate import pick_device
+from gan_lab.nn.stylegan import inference_fused
 from gan_lab.utils.classes import check_classes, label_range, num_classes_of
 from gan_lab.utils.cli import tool_main
 
@@ -365,7 +366,7 @@ def project(
     optimizer = torch.optim.Adam([w_opt, *maps], lr=schedule.lr, betas=(0.9, 0.999))
 
     def render(w: Tensor) -> Tensor:
-        return synthesis(w.expand(-1, num_ws, -1), noise_mode="const", fused=True)
+        return synthesis(w.expand(-1, num_ws, -1), noise_mode="const", fused=inference_fused(w.device))
 
     with torch.no_grad():
         start = render(w_opt)
